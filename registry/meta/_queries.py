@@ -1,0 +1,217 @@
+"""Read queries shared by MetadataStore's reads and its write preconditions.
+
+Each takes an open connection so a write can check its preconditions inside
+its own locked transaction, and a read can use a plain one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from oci.digest import Digest
+from oci.errors import ManifestBlobUnknown
+from oci.manifest import Descriptor, Manifest
+from registry.meta.events import (
+    ManifestDeleted,
+    ManifestPut,
+    ManifestReference,
+    TagDeleted,
+    decode,
+)
+from registry.meta.records import BlobRecord, EventRecord, ManifestRecord, UploadRecord
+from registry.meta.tables import (
+    blobs,
+    events as events_table,
+    manifests,
+    repositories,
+    repository_blobs,
+    tags,
+    uploads,
+)
+
+_BLOB_COLUMNS = {"sha256": blobs.c.sha256, "blake3": blobs.c.blake3, "sha512": blobs.c.sha512}
+_HISTORY_TYPES = (ManifestPut.TYPE, ManifestDeleted.TYPE, TagDeleted.TYPE)
+_HISTORY_BATCH = 200
+
+
+async def linked_blob(conn: AsyncConnection, repo: str, digest: Digest) -> BlobRecord | None:
+    """The blob named by any of its digests, if ``repo`` holds it."""
+    query = (
+        sa.select(blobs)
+        .join(repository_blobs, repository_blobs.c.sha256 == blobs.c.sha256)
+        .where(
+            repository_blobs.c.repository == repo,
+            _BLOB_COLUMNS[digest.algorithm] == str(digest),
+        )
+    )
+    row = (await conn.execute(query)).first()
+    return None if row is None else BlobRecord.from_row(row)
+
+
+def manifest_references(manifest: Manifest) -> tuple[ManifestReference, ...]:
+    """Every descriptor of ``references()`` with its role; the subject is not among them."""
+    found: dict[tuple[str, str], ManifestReference] = {}
+
+    def add(kind: str, descriptor: Descriptor) -> None:
+        ref = ManifestReference(kind, descriptor.digest)  # type: ignore[arg-type]
+        found.setdefault((kind, str(descriptor.digest)), ref)
+
+    if manifest.config is not None:
+        add("config", manifest.config)
+    for descriptor in manifest.layers:
+        add("layer", descriptor)
+    for descriptor in manifest.manifests:
+        add("manifest", descriptor)
+    covered = {digest for _, digest in found}
+    for descriptor in manifest.references():
+        if str(descriptor.digest) not in covered:
+            add("layer", descriptor)
+    return tuple(found.values())
+
+
+async def require_references(
+    conn: AsyncConnection, repo: str, references: Sequence[ManifestReference]
+) -> None:
+    for ref in references:
+        if ref.kind == "manifest":
+            present = await manifest_row(conn, repo, str(ref.digest)) is not None
+        else:
+            present = await linked_blob(conn, repo, ref.digest) is not None
+        if not present:
+            noun = "manifest" if ref.kind == "manifest" else "blob"
+            raise ManifestBlobUnknown(
+                f"manifest references {noun} {ref.digest}, which is not in repository {repo}",
+                detail={"digest": str(ref.digest)},
+            )
+
+
+async def manifest_row(conn: AsyncConnection, repo: str, digest: str) -> ManifestRecord | None:
+    query = sa.select(manifests).where(manifests.c.repository == repo, manifests.c.digest == digest)
+    row = (await conn.execute(query)).first()
+    return None if row is None else ManifestRecord.from_row(row)
+
+
+async def tag_digest(conn: AsyncConnection, repo: str, tag: str) -> str | None:
+    query = sa.select(tags.c.digest).where(tags.c.repository == repo, tags.c.tag == tag)
+    digest: str | None = (await conn.execute(query)).scalar_one_or_none()
+    return digest
+
+
+async def upload_row(conn: AsyncConnection, upload_id: str) -> UploadRecord | None:
+    row = (await conn.execute(sa.select(uploads).where(uploads.c.id == upload_id))).first()
+    return None if row is None else UploadRecord.from_row(row)
+
+
+def _page(
+    query: sa.Select[tuple[str]], column: sa.ColumnElement[str], n: int | None, last: str | None
+) -> sa.Select[tuple[str]]:
+    # Lexical order and "last" exclusive, as the pagination sections of the
+    # spec describe for tags and the catalog:
+    # https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#listing-tags
+    if last is not None:
+        query = query.where(column > last)
+    query = query.order_by(column)
+    return query if n is None else query.limit(n)
+
+
+async def list_tags(conn: AsyncConnection, repo: str, n: int | None, last: str | None) -> list[str]:
+    query = sa.select(tags.c.tag).where(tags.c.repository == repo)
+    return list((await conn.execute(_page(query, tags.c.tag, n, last))).scalars())
+
+
+async def catalog(conn: AsyncConnection, n: int | None, last: str | None) -> list[str]:
+    query = sa.select(repositories.c.name)
+    return list((await conn.execute(_page(query, repositories.c.name, n, last))).scalars())
+
+
+async def repository_exists(conn: AsyncConnection, repo: str) -> bool:
+    query = sa.select(sa.literal(1)).where(repositories.c.name == repo)
+    return (await conn.execute(query)).first() is not None
+
+
+async def referrers(
+    conn: AsyncConnection, repo: str, subject: Digest, artifact_type: str | None
+) -> list[Descriptor]:
+    """Manifests whose subject is ``subject``, as descriptors for the referrers index.
+
+    https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#listing-referrers
+    """
+    query = sa.select(manifests).where(
+        manifests.c.repository == repo, manifests.c.subject == str(subject)
+    )
+    if artifact_type is not None:
+        query = query.where(manifests.c.artifact_type == artifact_type)
+    rows = (await conn.execute(query.order_by(manifests.c.digest))).all()
+    return [
+        Descriptor(
+            media_type=row.media_type,
+            digest=Digest.parse(row.digest),
+            size=row.size,
+            annotations=dict(row.annotations),
+            artifact_type=row.artifact_type,
+        )
+        for row in rows
+    ]
+
+
+async def events(
+    conn: AsyncConnection,
+    after: int,
+    limit: int,
+    repo: str | None,
+    types: Sequence[str] | None,
+) -> list[EventRecord]:
+    query = sa.select(events_table).where(events_table.c.seq > after)
+    if repo is not None:
+        query = query.where(events_table.c.repository == repo)
+    if types is not None:
+        query = query.where(events_table.c.type.in_(list(types)))
+    rows = (await conn.execute(query.order_by(events_table.c.seq).limit(limit))).all()
+    return [
+        EventRecord(
+            seq=row.seq,
+            ts=row.ts,
+            actor=row.actor,
+            repository=row.repository,
+            type=row.type,
+            event=decode(row.type, row.payload),
+        )
+        for row in rows
+    ]
+
+
+async def tag_at(conn: AsyncConnection, repo: str, tag: str, at: dt.datetime) -> Digest | None:
+    """Walk the repository's tag history backwards from ``at``.
+
+    The newest put naming ``tag``, or deletion of ``tag``, before ``at``
+    decides; except that a manifest deleted after that put (and before
+    ``at``) took the tag with it, so deletions seen on the way are collected.
+    """
+    deleted: set[Digest] = set()
+    before: int | None = None
+    while True:
+        query = sa.select(events_table.c.seq, events_table.c.type, events_table.c.payload).where(
+            events_table.c.repository == repo,
+            events_table.c.type.in_(_HISTORY_TYPES),
+            events_table.c.ts <= at,
+        )
+        if before is not None:
+            query = query.where(events_table.c.seq < before)
+        rows = (
+            await conn.execute(query.order_by(events_table.c.seq.desc()).limit(_HISTORY_BATCH))
+        ).all()
+        if not rows:
+            return None
+        for row in rows:
+            event = decode(row.type, row.payload)
+            if isinstance(event, TagDeleted) and event.tag == tag:
+                return None
+            if isinstance(event, ManifestDeleted):
+                deleted.add(event.digest)
+            elif isinstance(event, ManifestPut) and tag in event.tags:
+                return None if event.digest in deleted else event.digest
+        before = rows[-1].seq

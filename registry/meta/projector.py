@@ -1,0 +1,203 @@
+"""The projector: the only code that writes the materialised views.
+
+``apply`` folds one event into the views, inside the transaction that
+appended it (live) or inside ``rebuild_views`` (replay). Because both paths
+run this same function over the same events, the views after a replay equal
+the live views by construction; the property test in tests/meta checks it.
+
+Rules that keep that true:
+
+- an event carries every fact it projects, and ``ts`` (the event's own
+  timestamp) is the only clock used here;
+- ``apply`` never raises for an event MetadataStore accepted: preconditions
+  (does the tag exist? is the blob in the repository?) are checked by the
+  store before it appends, so here every step is idempotent ("insert if
+  absent", "delete if present");
+- no reads of anything but the views themselves.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from registry.meta.events import (
+    BlobCommitted,
+    BlobMounted,
+    BlobUnlinked,
+    Event,
+    ManifestDeleted,
+    ManifestPut,
+    TagDeleted,
+    UploadEnded,
+    UploadProgressed,
+    UploadStarted,
+)
+from registry.meta.tables import (
+    blobs,
+    manifest_references,
+    manifests,
+    repositories,
+    repository_blobs,
+    tags,
+    uploads,
+)
+
+__all__ = ["apply"]
+
+
+async def apply(conn: AsyncConnection, event: Event, ts: dt.datetime) -> None:
+    match event:
+        case BlobCommitted():
+            await _ensure_repository(conn, event.repository, ts)
+            await _ensure_blob(conn, event, ts)
+            await _link(conn, event.repository, str(event.sha256), ts)
+        case BlobMounted():
+            await _ensure_repository(conn, event.repository, ts)
+            await _link(conn, event.repository, str(event.sha256), ts)
+        case BlobUnlinked():
+            await conn.execute(
+                sa.delete(repository_blobs).where(
+                    repository_blobs.c.repository == event.repository,
+                    repository_blobs.c.sha256 == str(event.sha256),
+                )
+            )
+        case ManifestPut():
+            await _ensure_repository(conn, event.repository, ts)
+            await _ensure_manifest(conn, event, ts)
+            for tag in event.tags:
+                await _point_tag(conn, event.repository, tag, str(event.digest), ts)
+        case ManifestDeleted():
+            await _delete_manifest(conn, event.repository, str(event.digest))
+        case TagDeleted():
+            await conn.execute(
+                sa.delete(tags).where(tags.c.repository == event.repository, tags.c.tag == event.tag)
+            )
+        case UploadStarted():
+            await conn.execute(
+                sa.insert(uploads).values(
+                    id=event.upload_id,
+                    repository=event.repository,
+                    started_at=ts,
+                    updated_at=ts,
+                    offset=0,
+                    state="active",
+                )
+            )
+        case UploadProgressed():
+            await conn.execute(
+                sa.update(uploads)
+                .where(uploads.c.id == event.upload_id)
+                .values(offset=event.offset, updated_at=ts)
+            )
+        case UploadEnded():
+            await conn.execute(
+                sa.update(uploads)
+                .where(uploads.c.id == event.upload_id)
+                .values(state=event.reason, updated_at=ts)
+            )
+
+
+async def _exists(conn: AsyncConnection, query: sa.Select[tuple[int]]) -> bool:
+    return (await conn.execute(query.limit(1))).first() is not None
+
+
+async def _ensure_repository(conn: AsyncConnection, name: str, ts: dt.datetime) -> None:
+    # Writes are serialised (see _engine.py), so check-then-insert cannot race.
+    if not await _exists(conn, sa.select(sa.literal(1)).where(repositories.c.name == name)):
+        await conn.execute(sa.insert(repositories).values(name=name, created_at=ts))
+
+
+async def _ensure_blob(conn: AsyncConnection, event: BlobCommitted, ts: dt.datetime) -> None:
+    sha256 = str(event.sha256)
+    row = (
+        await conn.execute(sa.select(blobs.c.sha512).where(blobs.c.sha256 == sha256))
+    ).first()
+    sha512 = None if event.sha512 is None else str(event.sha512)
+    if row is None:
+        await conn.execute(
+            sa.insert(blobs).values(
+                sha256=sha256,
+                blake3=str(event.blake3),
+                sha512=sha512,
+                size=event.size,
+                created_at=ts,
+            )
+        )
+    elif row.sha512 is None and sha512 is not None:
+        # A later upload named the blob by sha512: record the alias.
+        await conn.execute(sa.update(blobs).where(blobs.c.sha256 == sha256).values(sha512=sha512))
+
+
+async def _link(conn: AsyncConnection, repository: str, sha256: str, ts: dt.datetime) -> None:
+    linked = sa.select(sa.literal(1)).where(
+        repository_blobs.c.repository == repository, repository_blobs.c.sha256 == sha256
+    )
+    if not await _exists(conn, linked):
+        await conn.execute(
+            sa.insert(repository_blobs).values(repository=repository, sha256=sha256, linked_at=ts)
+        )
+
+
+async def _ensure_manifest(conn: AsyncConnection, event: ManifestPut, ts: dt.datetime) -> None:
+    digest = str(event.digest)
+    present = sa.select(sa.literal(1)).where(
+        manifests.c.repository == event.repository, manifests.c.digest == digest
+    )
+    if await _exists(conn, present):
+        # Same digest, same bytes: a re-push only (re)tags it.
+        return
+    await conn.execute(
+        sa.insert(manifests).values(
+            repository=event.repository,
+            digest=digest,
+            media_type=event.media_type,
+            size=len(event.body),
+            body=event.body,
+            artifact_type=event.artifact_type,
+            subject=None if event.subject is None else str(event.subject),
+            annotations=event.annotations,
+            created_at=ts,
+        )
+    )
+    rows = {(ref.kind, str(ref.digest)) for ref in event.references}
+    if rows:
+        await conn.execute(
+            sa.insert(manifest_references),
+            [
+                {
+                    "repository": event.repository,
+                    "manifest_digest": digest,
+                    "kind": kind,
+                    "referenced_digest": referenced,
+                }
+                for kind, referenced in sorted(rows)
+            ],
+        )
+
+
+async def _point_tag(
+    conn: AsyncConnection, repository: str, tag: str, digest: str, ts: dt.datetime
+) -> None:
+    where = (tags.c.repository == repository, tags.c.tag == tag)
+    if await _exists(conn, sa.select(sa.literal(1)).where(*where)):
+        await conn.execute(sa.update(tags).where(*where).values(digest=digest, updated_at=ts))
+    else:
+        await conn.execute(
+            sa.insert(tags).values(repository=repository, tag=tag, digest=digest, updated_at=ts)
+        )
+
+
+async def _delete_manifest(conn: AsyncConnection, repository: str, digest: str) -> None:
+    await conn.execute(sa.delete(tags).where(tags.c.repository == repository, tags.c.digest == digest))
+    await conn.execute(
+        sa.delete(manifest_references).where(
+            manifest_references.c.repository == repository,
+            manifest_references.c.manifest_digest == digest,
+        )
+    )
+    await conn.execute(
+        sa.delete(manifests).where(manifests.c.repository == repository, manifests.c.digest == digest)
+    )

@@ -1,0 +1,83 @@
+"""Every metadata test runs twice: on SQLite and on PostgreSQL.
+
+PostgreSQL is the production store, so its tests must run wherever the
+suite runs: if the server cannot be reached they fail with the reason,
+they are never skipped. Each store gets a database of its own
+(``artifact_store_test_<random>``), dropped when the session ends, so
+concurrent runs on one server never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from registry.meta import MetadataStore
+
+PG_ADMIN_URL = os.environ.get(
+    "ARTIFACT_STORE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+UrlFactory = Callable[[], str]
+
+
+def postgres_admin() -> psycopg.Connection[tuple[object, ...]]:
+    try:
+        return psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        reason = " ".join(str(exc).split())
+        pytest.fail(
+            f"PostgreSQL at {PG_ADMIN_URL} is unreachable ({reason}); the metadata tests "
+            "must run on PostgreSQL too: start it (.ci/run does) or set "
+            "ARTIFACT_STORE_TEST_POSTGRES",
+            pytrace=False,
+        )
+
+
+@pytest.fixture(
+    scope="session",
+    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
+)
+def make_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[UrlFactory]:
+    """A factory of URLs, each naming a fresh, empty database of the parametrised backend."""
+    if request.param == "sqlite":
+        root = tmp_path_factory.mktemp("meta")
+        counter = iter(range(1_000_000))
+        yield lambda: f"sqlite:///{root}/meta-{next(counter)}.db"
+        return
+
+    admin = postgres_admin()
+    created: list[str] = []
+    base = psycopg.conninfo.conninfo_to_dict(PG_ADMIN_URL)
+
+    def fresh() -> str:
+        name = f"artifact_store_test_{secrets.token_hex(6)}"
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        created.append(name)
+        user = base.get("user", "postgres")
+        host = base.get("host", "127.0.0.1")
+        port = base.get("port", 5432)
+        return f"postgresql://{user}@{host}:{port}/{name}"
+
+    try:
+        yield fresh
+    finally:
+        for name in created:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        admin.close()
+
+
+@pytest.fixture
+async def store(make_url: UrlFactory) -> AsyncIterator[MetadataStore]:
+    opened = await MetadataStore.open(make_url())
+    try:
+        yield opened
+    finally:
+        await opened.close()

@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+import base64
+
+import cbor2
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from oci.digest import Digest
+from oci.errors import Corruption
+from registry.meta.events import (
+    EVENT_TYPES,
+    BlobCommitted,
+    BlobMounted,
+    BlobUnlinked,
+    Event,
+    ManifestDeleted,
+    ManifestPut,
+    ManifestReference,
+    TagDeleted,
+    UploadEnded,
+    UploadProgressed,
+    UploadStarted,
+    decode,
+    encode_payload,
+    to_json,
+)
+
+names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-._/", min_size=1, max_size=20)
+digests = st.sampled_from(["sha256", "blake3", "sha512"]).flatmap(
+    lambda algorithm: st.binary(min_size=1, max_size=8).map(
+        lambda data: Digest.compute(data, algorithm)
+    )
+)
+references = st.builds(
+    ManifestReference, st.sampled_from(["config", "layer", "manifest"]), digests
+)
+any_event: st.SearchStrategy[Event] = st.one_of(
+    st.builds(
+        BlobCommitted,
+        names,
+        digests,
+        digests,
+        st.integers(0, 2**62),
+        st.none() | digests,
+    ),
+    st.builds(BlobMounted, names, digests, names),
+    st.builds(BlobUnlinked, names, digests),
+    st.builds(
+        ManifestPut,
+        names,
+        digests,
+        names,
+        st.binary(max_size=64),
+        st.lists(names, max_size=3).map(tuple),
+        st.none() | names,
+        st.none() | digests,
+        st.dictionaries(names, st.text(max_size=10), max_size=3),
+        st.lists(references, max_size=4).map(tuple),
+    ),
+    st.builds(ManifestDeleted, names, digests),
+    st.builds(TagDeleted, names, names),
+    st.builds(UploadStarted, names, names),
+    st.builds(UploadProgressed, names, names, st.integers(0, 2**62)),
+    st.builds(UploadEnded, names, names, st.sampled_from(["completed", "cancelled", "expired"])),
+)
+
+
+@given(any_event)
+def test_every_event_round_trips_through_its_payload(event: Event) -> None:
+    assert decode(event.TYPE, encode_payload(event)) == event
+
+
+@given(any_event)
+def test_payload_is_canonical_cbor(event: Event) -> None:
+    payload = encode_payload(event)
+    # Re-encoding the decoded map canonically gives the same bytes: one event, one encoding.
+    assert cbor2.dumps(cbor2.loads(payload), canonical=True) == payload
+
+
+def test_every_type_is_covered() -> None:
+    assert EVENT_TYPES == {
+        "blob.committed",
+        "blob.mounted",
+        "blob.unlinked",
+        "manifest.put",
+        "manifest.deleted",
+        "tag.deleted",
+        "upload.started",
+        "upload.progressed",
+        "upload.ended",
+    }
+
+
+def test_unknown_type_is_corruption() -> None:
+    with pytest.raises(Corruption, match="unknown event type"):
+        decode("blob.vanished", encode_payload(TagDeleted("r", "t")))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        cbor2.dumps({"repository": "r"}, canonical=True),
+        cbor2.dumps({"repository": "r", "tag": 5}, canonical=True),
+        cbor2.dumps({"repository": "r", "tag": "t", "extra": 1}, canonical=True),
+        cbor2.dumps(["r", "t"], canonical=True),
+        b"\xff",
+    ],
+)
+def test_malformed_payload_is_corruption(payload: bytes) -> None:
+    with pytest.raises(Corruption, match="unreadable tag.deleted"):
+        decode("tag.deleted", payload)
+
+
+def test_bad_digest_in_payload_is_corruption() -> None:
+    payload = cbor2.dumps({"repository": "r", "digest": "sha256:nothex"}, canonical=True)
+    with pytest.raises(Corruption):
+        decode("manifest.deleted", payload)
+
+
+def test_to_json_is_plain_data() -> None:
+    digest = Digest.compute(b"m")
+    layer = Digest.compute(b"l", "blake3")
+    event = ManifestPut(
+        "r",
+        digest,
+        "application/vnd.oci.image.manifest.v1+json",
+        b"{}",
+        ("v1",),
+        None,
+        None,
+        {"a": "b"},
+        (ManifestReference("layer", layer),),
+    )
+    assert to_json(event) == {
+        "type": "manifest.put",
+        "repository": "r",
+        "digest": str(digest),
+        "media_type": "application/vnd.oci.image.manifest.v1+json",
+        "body": base64.b64encode(b"{}").decode(),
+        "tags": ["v1"],
+        "artifact_type": None,
+        "subject": None,
+        "annotations": {"a": "b"},
+        "references": [{"kind": "layer", "digest": str(layer)}],
+    }

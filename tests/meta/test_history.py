@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from registry.meta import MetadataStore
+
+from ._content import Pushed, blob, image
+
+pytestmark = pytest.mark.anyio
+
+CONFIG = blob(b"{}")
+LAYERS = [blob(b"one"), blob(b"two"), blob(b"three")]
+
+
+async def _put(store: MetadataStore, repo: str, pushed: Pushed, tags: list[str]) -> dt.datetime:
+    await store.put_manifest(
+        repo, pushed.digest, pushed.manifest, pushed.body, pushed.media_type, tags, actor="a"
+    )
+    return await _last_ts(store)
+
+
+async def _last_ts(store: MetadataStore) -> dt.datetime:
+    records = await store.events(0, 10_000)
+    return records[-1].ts
+
+
+async def test_tag_at_replays_moves_deletes_and_manifest_deletes(store: MetadataStore) -> None:
+    for repo in ("r", "other"):
+        await store.commit_blob(repo, CONFIG, actor="a")
+        for layer in LAYERS:
+            await store.commit_blob(repo, layer, actor="a")
+    m1, m2, m3 = (image(CONFIG, [layer]) for layer in LAYERS)
+    start = await _last_ts(store)
+
+    t1 = await _put(store, "r", m1, ["v"])
+    t2 = await _put(store, "r", m2, ["v", "w"])
+    await _put(store, "other", m3, ["v"])  # another repository's tag is another tag
+    await store.delete_tag("r", "v", actor="a")
+    t3 = await _last_ts(store)
+    t4 = await _put(store, "r", m1, ["v"])
+    t5 = await _put(store, "r", m3, [])  # an untagged put moves nothing
+    await store.delete_manifest("r", m1.digest, actor="a")
+    t6 = await _last_ts(store)
+    t7 = await _put(store, "r", m1, [])  # re-pushing the digest does not bring the tag back
+
+    expected = [
+        (start, None),
+        (t1, m1.digest),
+        (t2, m2.digest),
+        (t3, None),
+        (t4, m1.digest),
+        (t5, m1.digest),
+        (t6, None),
+        (t7, None),
+    ]
+    for at, digest in expected:
+        assert await store.tag_at("r", "v", at) == digest, at
+    assert await store.tag_at("r", "w", t1) is None
+    assert await store.tag_at("r", "w", t7) == m2.digest
+    assert await store.tag_at("other", "v", t7) == m3.digest
+    # A time between two events sees the earlier one; a naive time is UTC.
+    between = t1 + (t2 - t1) / 2
+    assert await store.tag_at("r", "v", between) == m1.digest
+    assert await store.tag_at("r", "v", between.replace(tzinfo=None)) == m1.digest
+    # The views agree with the log's answer for now.
+    current = await store.get_manifest("r", "w")
+    assert current is not None
+    assert current.digest == m2.digest
+
+
+async def test_timestamps_never_run_backwards(store: MetadataStore) -> None:
+    for index in range(20):
+        await store.start_upload("r", f"u{index}", actor="a")
+    records = await store.events(0, 100)
+    assert [r.seq for r in records] == list(range(1, 21))
+    assert all(a.ts <= b.ts for a, b in zip(records, records[1:], strict=False))
