@@ -5,7 +5,8 @@ so a 1 GiB push costs the client one piece of memory. Each piece starts with
 its own index, which keeps every piece (and every seed's blob) distinct, so a
 registry cannot answer a push by finding content it already stores.
 
-Push flows, per https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#pushing-blobs :
+Push flows, per
+https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#pushing-blobs
 - monolithic: ``POST /v2/<name>/blobs/uploads/`` then one ``PUT <location>?digest=``
   carrying the whole body;
 - chunked: ``POST``, one ``PATCH <location>`` per chunk with ``Content-Range``,
@@ -65,7 +66,7 @@ def _expect(response: httpx.Response, status: int, step: str) -> None:
 
 def _location(response: httpx.Response) -> str:
     """The absolute upload URL; the spec lets a registry answer a relative one."""
-    location = response.headers.get("location")
+    location: str | None = response.headers.get("location")
     if not location:
         raise TransferError(f"{response.request.method} answered without a Location")
     return urljoin(str(response.request.url), location)

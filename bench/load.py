@@ -70,6 +70,9 @@ def wrk_rps(
             f"-t{threads}",
             f"-c{connections}",
             f"-d{max(1, round(duration))}s",
+            # A slow answer is part of the figure, not an error to drop.
+            "--timeout",
+            "60s",
             "-s",
             script.name,
             url,
@@ -97,9 +100,7 @@ def _encode_request(url: str, method: str, headers: dict[str, str]) -> tuple[str
     return host, port, ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-async def _connection(
-    host: str, port: int, request: bytes, has_body: bool, deadline: float
-) -> int:
+async def _connection(host: str, port: int, request: bytes, has_body: bool, deadline: float) -> int:
     reader, writer = await asyncio.open_connection(host, port)
     done = 0
     try:

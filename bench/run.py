@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +75,7 @@ class Results:
         if metric not in self.metrics:
             self.metrics.append(metric)
         self.values.setdefault(metric.key, {}).setdefault(server, []).append(value)
+        _log(f"{server}: {metric.label}: {value:.1f} {metric.unit}")
 
     def median(self, key: str, server: str) -> float | None:
         runs = self.values.get(key, {}).get(server)
@@ -119,10 +121,15 @@ class Target:
     tag_repos: dict[int, str] = field(default_factory=dict)
 
 
+def _log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
 def _prepare(target: Target, sizes: Sizes, client: httpx.Client) -> None:
     url = target.server.url
     target.image = fixtures.push_small_image(client, url, "bench/small", "latest")
     for count in sizes.tag_counts:
+        _log(f"{target.server.name}: tagging {count} tags")
         repo = f"bench/tags-{count}"
         image = fixtures.push_small_image(client, url, repo, "seed")
         fixtures.tag_many(url, image, count - 1)
@@ -132,9 +139,7 @@ def _prepare(target: Target, sizes: Sizes, client: httpx.Client) -> None:
 def _load(
     url: str, method: str, headers: dict[str, str], sizes: Sizes, choice: str
 ) -> load.LoadResult:
-    use_wrk = method != "HEAD" and (
-        choice == "wrk" or (choice == "auto" and load.wrk_available())
-    )
+    use_wrk = method != "HEAD" and (choice == "wrk" or (choice == "auto" and load.wrk_available()))
     if use_wrk:
         return load.wrk_rps(
             url,
@@ -241,9 +246,7 @@ def _start(name: str, root: Path) -> Iterator[RegistryProcess]:
         yield server
 
 
-def run(
-    sizes: Sizes, servers: list[str], load_choice: str, verify: bool, workdir: Path
-) -> Results:
+def run(sizes: Sizes, servers: list[str], load_choice: str, verify: bool, workdir: Path) -> Results:
     metrics = _metrics(sizes)
     results = Results()
     digest_cache: dict[int, str] = {}
@@ -265,7 +268,7 @@ def run(
                 _prepare(target, sizes, client)
         for repeat in range(sizes.repeats):
             for target in targets:
-                print(f"repeat {repeat + 1}/{sizes.repeats}: {target.server.name}", file=sys.stderr)
+                _log(f"repeat {repeat + 1}/{sizes.repeats}: {target.server.name}")
                 _measure_round(
                     target, sizes, metrics, results, repeat, digests, load_choice, verify
                 )

@@ -111,12 +111,9 @@ def oci_manifest(
     annotations: dict[str, str] | None = None,
     empty_config: bool = False,
 ) -> Manifest:
-    """An OCI image manifest; with ``empty_config`` the config is the 2-byte ``{}`` artifacts use."""
-    if empty_config:
-        # image-spec manifest.md "Guidance for an Empty Descriptor".
-        config = Blob(b"{}", OCI_EMPTY)
-    else:
-        config = _config(OCI_CONFIG)
+    """An OCI image manifest; ``empty_config`` gives the ``{}`` config artifacts use."""
+    # image-spec manifest.md "Guidance for an Empty Descriptor".
+    config = Blob(b"{}", OCI_EMPTY) if empty_config else _config(OCI_CONFIG)
     blobs = [random_blob(512 + i) for i in range(layers)]
     document: dict[str, Any] = {
         "schemaVersion": 2,

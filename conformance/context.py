@@ -15,6 +15,7 @@ followed with a plain client rather than the caller's transport.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 from collections.abc import Iterable
@@ -59,6 +60,7 @@ LEGACY_CODES = frozenset(
 class ErrorSample:
     """One 4xx response the run saw, kept for the error-body sweep."""
 
+    check: str
     method: str
     path: str
     status: int
@@ -118,8 +120,9 @@ def describe(response: httpx.Response) -> str:
 class Context:
     """What a check holds: the run's client, fresh names, and what to delete afterwards."""
 
-    def __init__(self, state: RunState) -> None:
+    def __init__(self, state: RunState, check: str = "") -> None:
         self.state = state
+        self.check = check
         self._cleanup: list[str] = []
 
     # -- names and requests ------------------------------------------------
@@ -139,14 +142,17 @@ class Context:
     ) -> httpx.Response:
         client = self.state.client
         target = httpx.URL(url)
+        if params:
+            # Merged by hand: httpx's params= replaces the query, and a Location
+            # MAY carry critical query parameters of its own (#post-then-put).
+            target = target.copy_merge_params(params)
         if target.is_absolute_url and not _same_origin(target, client.base_url):
             client = self.state.foreign()
-        response = await client.request(
-            method, target, headers=headers, content=content, params=params
-        )
+        response = await client.request(method, target, headers=headers, content=content)
         if 400 <= response.status_code < 500 and method != "HEAD":
             self.state.errors_seen.append(
                 ErrorSample(
+                    self.check,
                     method,
                     response.url.path,
                     response.status_code,
@@ -156,7 +162,9 @@ class Context:
             )
         return response
 
-    async def get_following(self, url: str, headers: dict[str, str] | None = None) -> httpx.Response:
+    async def get_following(
+        self, url: str, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
         """GET that follows redirects, as a pull may be sent to a blob store's signed URL."""
         response = await self.request("GET", url, headers=headers)
         for _ in range(5):
@@ -187,7 +195,9 @@ class Context:
         if problem is not None:
             raise CheckFailed(f"{describe(response)}: {problem}")
         if not codes & set(error_codes(response)):
-            raise CheckFailed(f"expected error code {' or '.join(sorted(codes))}; got {describe(response)}")
+            raise CheckFailed(
+                f"expected error code {' or '.join(sorted(codes))}; got {describe(response)}"
+            )
 
     @staticmethod
     def location(response: httpx.Response) -> str:
@@ -198,7 +208,7 @@ class Context:
 
     @staticmethod
     def header(response: httpx.Response, name: str) -> str:
-        value = response.headers.get(name)
+        value: str | None = response.headers.get(name)
         if value is None:
             raise CheckFailed(f"no {name} header: {describe(response)}")
         return value
@@ -209,16 +219,14 @@ class Context:
         self._cleanup.append(url)
 
     async def cleanup(self) -> None:
-        """DELETE what the check made, newest first; a registry may refuse (deletes are optional)."""
+        """DELETE what the check made, newest first; deletes are optional, so refusals pass."""
         for url in reversed(self._cleanup):
-            try:
+            with contextlib.suppress(httpx.HTTPError):
                 await self.state.client.request("DELETE", url)
-            except httpx.HTTPError:
-                pass
         self._cleanup.clear()
 
     async def push_blob(self, repo: str, blob: Blob) -> None:
-        """POST then PUT, the one upload every pushing registry supports; failure skips the check."""
+        """POST then PUT, the upload every pushing registry has; failure skips the check."""
         try:
             started = await self.request("POST", f"/v2/{repo}/blobs/uploads/")
             self.expect(started, 202)

@@ -331,14 +331,15 @@ def from_json(obj: Any) -> NativeManifest:
     return _from_wire(obj, canonical=False)
 
 
-def _object(name: str, value: Any, keys: set[str], required: set[str]) -> dict[str, Any]:
+def _object(value: Any, keys: set[str], required: set[str]) -> dict[str, Any]:
+    """A map with only ``keys`` and all of ``required``; callers add the field prefix."""
     if not isinstance(value, dict):
-        raise NativeManifestInvalid(name, "must be a map", value)
+        raise NativeManifestInvalid("", "must be a map", value)
     for key in value:
         if key not in keys:
-            raise NativeManifestInvalid(f"{name}.{key}" if name else str(key), "is not a field")
+            raise NativeManifestInvalid(str(key), "is not a field")
     for key in sorted(required - value.keys()):
-        raise NativeManifestInvalid(f"{name}.{key}" if name else key, "is required")
+        raise NativeManifestInvalid(key, "is required")
     return value
 
 
@@ -347,7 +348,7 @@ def _optional(obj: dict[str, Any], key: str, canonical: bool, empty: Any = None)
     value = obj.get(key)
     if value is None or (empty is not None and value == empty):
         if key in obj and canonical:
-            raise NativeManifestInvalid(key, "must be omitted, not written empty", value)
+            raise NativeManifestInvalid(key, "must be omitted, not written null or empty", value)
         return None
     return value
 
@@ -362,19 +363,15 @@ def _from_wire(obj: Any, *, canonical: bool) -> NativeManifest:
         raise NativeManifestInvalid(
             "v", f"is not a supported schema version ({SCHEMA_VERSION})", version
         )
-    _object("", obj, _KEYS, {"v", "name", "version", "files"})
+    _object(obj, _KEYS, {"v", "name", "version", "files"})
     raw_files = obj["files"]
     if not isinstance(raw_files, list):
         raise NativeManifestInvalid("files", "must be a list", raw_files)
     files = [_file_from_wire(i, raw, canonical) for i, raw in enumerate(raw_files)]
-    if canonical and [f.path for f in files] != sorted(f.path for f in files):
-        raise NativeManifestInvalid("files", "is not sorted by path (non-canonical)")
     raw_links = _optional(obj, "links", canonical, []) or []
     if not isinstance(raw_links, list):
         raise NativeManifestInvalid("links", "must be a list", raw_links)
     links = [_link_from_wire(i, raw, canonical) for i, raw in enumerate(raw_links)]
-    if canonical and links != sorted(links, key=lambda x: (x.system, x.id)):
-        raise NativeManifestInvalid("links", "is not sorted by (system, id) (non-canonical)")
     labels = _optional(obj, "labels", canonical, {}) or {}
     if not isinstance(labels, dict):
         raise NativeManifestInvalid("labels", "must be a map", labels)
@@ -382,9 +379,9 @@ def _from_wire(obj: Any, *, canonical: bool) -> NativeManifest:
     retention = _optional(obj, "retention", canonical)
     tier = _optional(obj, "tier", canonical)
     synth = obj.get("synth", False)
-    if canonical and "synth" in obj and synth is not True:
+    if canonical and synth is False and "synth" in obj:
         raise NativeManifestInvalid("synth", "must be true or omitted", synth)
-    return NativeManifest(
+    m = NativeManifest(
         name=obj["name"],
         version=obj["version"],
         files=tuple(files),
@@ -397,11 +394,18 @@ def _from_wire(obj: Any, *, canonical: bool) -> NativeManifest:
         tier=None if tier is None else _tier(tier),
         synthesised=synth,
     )
+    # Order is checked last, so that what is wrong with the content is
+    # reported before how it was arranged.
+    if canonical and list(m.files) != files:
+        raise NativeManifestInvalid("files", "is not sorted by path (non-canonical)")
+    if canonical and list(m.links) != links:
+        raise NativeManifestInvalid("links", "is not sorted by (system, id) (non-canonical)")
+    return m
 
 
 def _file_from_wire(i: int, raw: Any, canonical: bool) -> NativeFile:
     with within(f"files[{i}]"):
-        obj = _object("", raw, _FILE_KEYS, {"path", "size", "type", "sha256"})
+        obj = _object(raw, _FILE_KEYS, {"path", "size", "type", "sha256"})
         blake3 = _optional(obj, "blake3", canonical)
         return NativeFile(
             path=obj["path"],
@@ -414,13 +418,13 @@ def _file_from_wire(i: int, raw: Any, canonical: bool) -> NativeFile:
 
 def _link_from_wire(i: int, raw: Any, canonical: bool) -> ExternalLink:
     with within(f"links[{i}]"):
-        obj = _object("", raw, _LINK_KEYS, {"system", "id"})
+        obj = _object(raw, _LINK_KEYS, {"system", "id"})
         return ExternalLink(obj["system"], obj["id"], _optional(obj, "url", canonical))
 
 
 def _retention_from_wire(raw: Any, canonical: bool) -> Retention:
     with within("retention"):
-        obj = _object("", raw, _RETENTION_KEYS, {"class"})
+        obj = _object(raw, _RETENTION_KEYS, {"class"})
         until = _optional(obj, "until", canonical)
         return Retention(obj["class"], None if until is None else parse_time("until", until))
 
@@ -437,7 +441,7 @@ def to_oci_manifest(native: NativeManifest, config_digest: Digest, config_size: 
     same manifest digest, however often it is pushed.
     """
     if native.synthesised:
-        raise NativeManifestInvalid("synth", "a synthesised view cannot be published", True)
+        raise NativeManifestInvalid("synth", "is true: a synthesised view cannot be published")
     body = encode_cbor(native)
     expected = Digest.compute(body)
     if config_digest != expected or config_size != len(body):

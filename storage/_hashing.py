@@ -13,12 +13,12 @@ came: no slicing, no joining, no copies.
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Callable
-from typing import Any
+from typing import Any, Protocol, cast
 
 import anyio
 import anyio.to_thread
 
-from oci.digest import Digest, Hasher, new_hasher
+from oci.digest import Digest, new_hasher
 
 __all__ = ["PARALLEL_MIN", "ContentHasher", "concurrently", "hash_stream"]
 
@@ -26,6 +26,18 @@ __all__ = ["PARALLEL_MIN", "ContentHasher", "concurrently", "hash_stream"]
 PARALLEL_MIN = 256 * 1024
 
 Buffer = bytes | bytearray | memoryview
+
+
+class _Hasher(Protocol):
+    """``oci.digest.Hasher``, which hashlib and blake3 also honour for any buffer."""
+
+    def update(self, data: Buffer, /) -> object: ...
+    def hexdigest(self) -> str: ...
+    def copy(self) -> _Hasher: ...
+
+
+def _new(algorithm: str) -> _Hasher:
+    return cast(_Hasher, new_hasher(algorithm))
 
 
 async def concurrently(*calls: Callable[[], object]) -> None:
@@ -57,8 +69,8 @@ class ContentHasher:
     __slots__ = ("_blake3", "_sha256", "size")
 
     def __init__(self) -> None:
-        self._sha256: Hasher = new_hasher("sha256")
-        self._blake3: Hasher = new_hasher("blake3")
+        self._sha256 = _new("sha256")
+        self._blake3 = _new("blake3")
         self.size = 0
 
     async def update(self, data: Buffer, then: Callable[[], Any] | None = None) -> None:
@@ -84,20 +96,24 @@ class ContentHasher:
         self.size += len(data)
 
     def sha256(self) -> Digest:
-        return Digest.from_hasher("sha256", self._sha256)
+        return Digest("sha256", self._sha256.hexdigest())
 
     def blake3(self) -> Digest:
-        return Digest.from_hasher("blake3", self._blake3)
+        return Digest("blake3", self._blake3.hexdigest())
 
     def copy(self) -> ContentHasher:
         clone = ContentHasher()
-        clone._sha256, clone._blake3, clone.size = self._sha256.copy(), self._blake3.copy(), self.size
+        clone._sha256, clone._blake3, clone.size = (
+            self._sha256.copy(),
+            self._blake3.copy(),
+            self.size,
+        )
         return clone
 
 
 async def hash_stream(chunks: AsyncIterable[Buffer], algorithm: str) -> Digest:
     """One digest of a stream, hashed in worker threads (sha512 at commit, verify)."""
-    hasher = new_hasher(algorithm)
+    hasher = _new(algorithm)
     async for chunk in chunks:
         await anyio.to_thread.run_sync(hasher.update, chunk)
-    return Digest.from_hasher(algorithm, hasher)
+    return Digest(algorithm, hasher.hexdigest())

@@ -12,6 +12,7 @@ Key layout under ``s3://<bucket>/<prefix>``::
     │   ├── blake3/<hex>            alias: body "sha256:<hex>"
     │   ├── sha512/<hex>            alias: body "sha256:<hex>" (only when a client used sha512)
     │   └── sha512-of/<sha256hex>   back-pointer: body "sha512:<hex>", so delete finds the alias
+    ├── health                      rewritten by check(): proves the bucket takes writes
     └── uploads/<upload_id>/
         ├── opened                  empty; marks a session that has no bytes yet
         └── <offset, 20 digits>     staged bytes, one object per part, contiguous
@@ -24,19 +25,19 @@ and the last part's ETag) re-hashes the staged parts, streaming. Parts follow a
 fixed schedule (``_part_span``): 8 MiB for the first 1,000 parts, doubling
 every 1,000 parts up to 128 MiB, so the 10,000-part limit of a multipart upload
 holds up to ~867 GiB while a writer buffers at most one part (8 MiB for blobs
-under 8 GiB, 128 MiB only past 120 GiB). A part shorter than its span is the
-tail that ``close()`` flushed; the next writer loads it back (it is smaller
-than one part) and overwrites it once it is full, so every part but the last
-is at least S3's 5 MiB minimum.
+under 8 GiB, 128 MiB only past 120 GiB; twice that while a part is PUT). A
+part shorter than its span is the tail that ``close()`` flushed; the next
+writer loads it back (it is smaller than one part) and overwrites it once it
+is full, so every part but the last is at least S3's 5 MiB minimum.
 
 Commit verifies the hashes first, then composes the parts server-side
-(UploadPartCopy + CompleteMultipartUpload, or one CopyObject) straight into
+(UploadPartCopy per part, then CompleteMultipartUpload) straight into
 ``blobs/sha256/<hex>``: S3 makes the object visible only when the multipart
 upload completes, so a reader never sees partial content, and a failed compose
-is aborted and leaves nothing. Each source carries ``x-amz-copy-source-if-match``
+is aborted and leaves nothing. Each copy carries ``x-amz-copy-source-if-match``
 with the ETag we hashed, so parts replaced behind our back fail the compose.
-Aliases are written before the blob, so a visible blob always resolves by
-blake3.
+Aliases are written before the blob (and removed again if the compose fails),
+so a visible blob always resolves by each of its names.
 
 Retries live in ``_call`` alone: throttling (SlowDown, 429/503), other 5xx,
 timeouts and dropped connections are retried with jittered exponential
@@ -47,13 +48,15 @@ repeat. What is still failing afterwards becomes ``StorageUnavailable``.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import random
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
+from functools import partial
 from typing import TypeVar
 from urllib.parse import parse_qs, urlsplit
 
@@ -61,12 +64,15 @@ import anyio
 import urllib3
 from minio import Minio
 from minio.commonconfig import ComposeSource
+from minio.datatypes import Part
 from minio.deleteobjects import DeleteObject
 from minio.error import InvalidResponseError, S3Error, ServerError
+from minio.helpers import DictType
 
-from oci.digest import Digest, Hasher, new_hasher
+from oci.digest import Digest
 from oci.errors import Corruption, SizeInvalid
-from storage.base import BlobInfo
+from storage._hashing import ContentHasher, hash_stream
+from storage.base import BlobInfo, check_range, check_upload_id
 from storage.errors import BlobNotFound, DigestMismatch, StorageUnavailable, UploadNotFound
 
 __all__ = ["S3BlobStore"]
@@ -79,11 +85,10 @@ _PARTS_PER_TIER = 1000
 _TIERS = 5  # 8, 16, 32, 64, 128 MiB
 _MAX_PARTS = 10_000  # S3 multipart limit
 _READ_CHUNK = 1 * MiB
-_THREAD_HASH_MIN = 64 * 1024  # smaller chunks hash on the loop; a thread hop costs more
+_CACHE_MAX = 4096  # hash states kept for closed sessions (a few KiB each)
 _ATTEMPTS = 6
 _BACKOFF_BASE = 0.1
 _BACKOFF_CAP = 5.0
-_UPLOAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 _HEX64 = re.compile(r"[a-f0-9]{64}")
 _RETRY_CODES = frozenset(
     {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded",
@@ -131,6 +136,8 @@ def _translate(exc: BaseException, what: str) -> Exception:
     if isinstance(exc, S3Error) and exc.code in _MISSING_CODES:
         return _Missing(what)
     detail = exc.code if isinstance(exc, S3Error) else type(exc).__name__
+    if isinstance(exc, ServerError):  # an error without an XML body, e.g. to HEAD
+        detail = f"HTTP {exc.status_code}"
     return StorageUnavailable(f"object store: {what} failed ({detail})")
 
 
@@ -141,36 +148,18 @@ class _Part:
     etag: str
 
 
-@dataclass(slots=True)
-class _HashState:
-    """sha256 + blake3 of the first ``offset`` staged bytes, ending in part ``etag``."""
-
-    sha256: Hasher
-    blake3: Hasher
-    offset: int = 0
-    etag: str | None = None
-
-    async def update(self, data: bytes | memoryview) -> None:
-        if len(data) >= _THREAD_HASH_MIN:
-            await anyio.to_thread.run_sync(self._update, data)
-        else:
-            self._update(data)
-        self.offset += len(data)
-
-    def _update(self, data: bytes | memoryview) -> None:
-        self.sha256.update(data)
-        self.blake3.update(data)
-
-
-def _fresh_hashes() -> _HashState:
-    return _HashState(new_hasher("sha256"), new_hasher("blake3"))
+_Parts = list[_Part]  # the class body's ``list`` method shadows the builtin there
 
 
 def _credentials() -> tuple[str | None, str | None, str | None]:
     env = os.environ
     if env.get("ARTIFACT_STORE_S3_ACCESS_KEY"):
         return env["ARTIFACT_STORE_S3_ACCESS_KEY"], env.get("ARTIFACT_STORE_S3_SECRET_KEY"), None
-    return env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY"), env.get("AWS_SESSION_TOKEN")
+    return (
+        env.get("AWS_ACCESS_KEY_ID"),
+        env.get("AWS_SECRET_ACCESS_KEY"),
+        env.get("AWS_SESSION_TOKEN"),
+    )
 
 
 class S3BlobStore:
@@ -207,8 +196,9 @@ class S3BlobStore:
         self._bucket = bucket
         self._prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self._redirect = redirect
-        # Hash state of sessions this process closed; valid only while it matches the bucket.
-        self._hash_cache: dict[str, _HashState] = {}
+        # Hash state of sessions this process closed, with the ETag of the last part it
+        # covers: trusted only while the bucket still holds exactly those bytes.
+        self._hash_cache: dict[str, tuple[ContentHasher, str | None]] = {}
 
     @classmethod
     def from_url(cls, url: str) -> S3BlobStore:
@@ -258,8 +248,14 @@ class S3BlobStore:
 
     async def _put(self, key: str, data: bytes, metadata: dict[str, str] | None = None) -> str:
         def put() -> str:
+            # part_size >= len: one PutObject, never the SDK's own threaded multipart upload.
             result = self._client.put_object(
-                self._bucket, key, io.BytesIO(data), len(data), metadata=metadata  # type: ignore[arg-type]
+                self._bucket,
+                key,
+                io.BytesIO(data),
+                len(data),
+                metadata=metadata,  # type: ignore[arg-type]
+                part_size=max(len(data), 5 * MiB),
             )
             return str(result.etag)
 
@@ -290,7 +286,9 @@ class S3BlobStore:
 
         await self._call(delete, f"DELETE {len(keys)} objects")
 
-    async def _page(self, prefix: str, start_after: str | None) -> list[tuple[str, int, str, float]]:
+    async def _page(
+        self, prefix: str, start_after: str | None
+    ) -> list[tuple[str, int, str, float]]:
         """One ListObjectsV2 page: (key, size, etag, mtime), resumable after any key."""
 
         def page() -> list[tuple[str, int, str, float]]:
@@ -372,7 +370,9 @@ class S3BlobStore:
     async def _head(self, sha256_hex: str) -> BlobInfo | None:
         key = self._key("blobs", "sha256", sha256_hex)
         try:
-            stat = await self._call(lambda: self._client.stat_object(self._bucket, key), f"HEAD {key}")
+            stat = await self._call(
+                lambda: self._client.stat_object(self._bucket, key), f"HEAD {key}"
+            )
         except _Missing:
             return None
         blake3 = stat.metadata.get("x-amz-meta-blake3") if stat.metadata else None
@@ -390,10 +390,7 @@ class S3BlobStore:
         self, digest: Digest, offset: int = 0, length: int | None = None
     ) -> AsyncIterator[bytes]:
         info = await self.stat(digest)
-        if offset < 0 or offset > info.size or (length is not None and length < 0):
-            raise ValueError(f"range {offset}+{length} outside blob of {info.size} bytes")
-        if length is None or offset + length > info.size:
-            length = info.size - offset
+        length = check_range(info.size, offset, length)
         if length == 0:
             return _empty()
         key = self._key("blobs", "sha256", info.sha256.hex)
@@ -411,7 +408,10 @@ class S3BlobStore:
         back = await self._get_small(self._key("blobs", "sha512-of", hex_))
         if back is not None:
             sha512 = Digest.parse(back.decode())
-            aliases += [self._key("blobs", "sha512", sha512.hex), self._key("blobs", "sha512-of", hex_)]
+            aliases += [
+                self._key("blobs", "sha512", sha512.hex),
+                self._key("blobs", "sha512-of", hex_),
+            ]
         await self._delete(aliases)
 
     async def list(self) -> AsyncIterator[BlobInfo]:
@@ -438,6 +438,7 @@ class S3BlobStore:
     async def check(self) -> None:
         if not await self._call(lambda: self._client.bucket_exists(self._bucket), "HEAD bucket"):
             raise StorageUnavailable(f"object store: bucket {self._bucket!r} does not exist")
+        await self._put(self._key("health"), b"ok")  # the contract asks: writable now?
 
     async def create_bucket(self) -> None:
         """Create the bucket if it is missing (operators and tests; the registry only reads)."""
@@ -450,14 +451,10 @@ class S3BlobStore:
 
     # -- uploads ----------------------------------------------------------------------
 
-    def _check_id(self, upload_id: str) -> None:
-        if not _UPLOAD_ID.fullmatch(upload_id):
-            raise UploadNotFound(f"invalid upload id {upload_id!r}", detail={"upload": upload_id})
-
-    async def _staged(self, upload_id: str) -> tuple[list[_Part], bool]:
+    async def _staged(self, upload_id: str) -> tuple[_Parts, bool]:
         """The session's parts in order, and whether the session exists at all."""
         prefix = self._upload_key(upload_id)
-        parts: list[_Part] = []
+        parts: _Parts = []
         exists = False
         async for key, size, etag, _mtime in self._walk(prefix):
             exists = True
@@ -468,47 +465,47 @@ class S3BlobStore:
         for i, part in enumerate(parts):
             start, span = _part_span(part.offset)
             last = i == len(parts) - 1
-            if part.offset != expected or start != part.offset or part.size > span or (
-                not last and part.size != span
+            if (
+                part.offset != expected
+                or start != part.offset
+                or part.size > span
+                or (not last and part.size != span)
             ):
                 raise Corruption(f"object store: upload {upload_id} has a gap at {expected}")
             expected += part.size
         return parts, exists
 
     async def upload(self, upload_id: str) -> _S3Writer:
-        self._check_id(upload_id)
+        check_upload_id(upload_id)
         parts, exists = await self._staged(upload_id)
         if not exists:
             await self._put(self._upload_key(upload_id, "opened"), b"")
         size = sum(p.size for p in parts)
-        cached = self._hash_cache.pop(upload_id, None)
-        last_etag = parts[-1].etag if parts else None
-        usable = cached is not None and cached.offset == size and cached.etag == last_etag
-        hashes = cached if usable and cached is not None else _fresh_hashes()
-        tail: _Part | None = None
-        if parts and parts[-1].size < _part_span(parts[-1].offset)[1]:
-            tail = parts.pop()  # short: reload it and grow it to a full part
-        if not usable:
-            for part in parts:
-                async for chunk in await self._stream(
-                    self._upload_key(upload_id, f"{part.offset:020d}"), 0, part.size
-                ):
-                    await hashes.update(chunk)
+        cached, etag = self._hash_cache.pop(upload_id, (None, None))
+        if cached is not None and (
+            cached.size != size or etag != (parts[-1].etag if parts else None)
+        ):
+            cached = None  # another process wrote since: the bucket wins
+        hashes = cached or ContentHasher()
+        tail = parts.pop() if parts and parts[-1].size < _part_span(parts[-1].offset)[1] else None
         buffer = bytearray()
-        if tail is not None:
-            async for chunk in await self._stream(
-                self._upload_key(upload_id, f"{tail.offset:020d}"), 0, tail.size
-            ):
-                buffer += chunk
-                if not usable:
+        for part in [*parts, tail] if tail else parts:
+            if cached is not None and part is not tail:
+                continue
+            key = self._upload_key(upload_id, f"{part.offset:020d}")
+            async for chunk in await self._stream(key, 0, part.size):
+                if cached is None:
                     await hashes.update(chunk)
-        hashes.offset = size
+                if part is tail:  # short: reload it, to grow it into a full part
+                    buffer += chunk
         return _S3Writer(self, upload_id, parts, hashes, buffer)
 
     async def discard_upload(self, upload_id: str) -> None:
         self._hash_cache.pop(upload_id, None)
-        if not _UPLOAD_ID.fullmatch(upload_id):
-            return
+        try:
+            check_upload_id(upload_id)
+        except UploadNotFound:
+            return  # an id we could never have issued has nothing staged
         keys = [key async for key, *_ in self._walk(self._upload_key(upload_id))]
         for i in range(0, len(keys), 1000):  # DeleteObjects takes at most 1,000 keys
             await self._delete(keys[i : i + 1000])
@@ -535,36 +532,42 @@ async def _empty() -> AsyncIterator[bytes]:
 
 
 class _S3Writer:
-    """One open session: the parts already in the bucket plus at most one part in memory."""
+    """One open session: full parts already in the bucket, plus at most one part in memory."""
 
     def __init__(
         self,
         store: S3BlobStore,
         upload_id: str,
         parts: list[_Part],
-        hashes: _HashState,
+        hashes: ContentHasher,
         buffer: bytearray,
     ) -> None:
         self.upload_id = upload_id
         self._store = store
         self._parts = parts
-        self._hashes = hashes
+        self._hashes: ContentHasher | None = hashes  # None once ended, or broken by a failure
+        self._etag = parts[-1].etag if parts else None  # last part the hashes cover
         self._buffer = buffer
         self._start = sum(p.size for p in parts)  # offset of the buffer's first byte
-        self.offset = self._start + len(buffer)
-        self._done = False
+        self.offset = hashes.size
 
-    def _live(self) -> None:
-        if self._done:
+    def _take(self) -> ContentHasher:
+        """The hash state, for one operation: a failure midway leaves the writer unusable."""
+        if self._hashes is None:
             raise UploadNotFound(
-                f"upload {self.upload_id} is already closed", detail={"upload": self.upload_id}
+                f"upload {self.upload_id} is not open", detail={"upload": self.upload_id}
             )
+        hashes, self._hashes = self._hashes, None
+        return hashes
+
+    def _key(self, offset: int) -> str:
+        return self._store._upload_key(self.upload_id, f"{offset:020d}")
 
     async def write(self, chunk: bytes) -> None:
-        self._live()
         if self.offset + len(chunk) > MAX_BLOB_SIZE:
             raise SizeInvalid(f"blob exceeds the S3 driver's limit of {MAX_BLOB_SIZE} bytes")
-        await self._hashes.update(chunk)
+        hashes = self._take()
+        await hashes.update(chunk)
         view = memoryview(chunk)
         while view:
             room = _part_span(self._start)[1] - len(self._buffer)
@@ -572,99 +575,110 @@ class _S3Writer:
             view = view[room:]
             if len(self._buffer) == _part_span(self._start)[1]:
                 await self._flush()
-        self.offset = self._start + len(self._buffer)
+        self._hashes, self.offset = hashes, hashes.size
 
     async def _flush(self) -> None:
-        """Store the buffer as the part at ``_start``; a short one (close, commit) ends the writer.
+        """Store the buffer as the part at ``_start``.
 
-        A short tail overwrites the short part of the same start that ``upload`` reloaded.
+        A full part moves ``_start`` on; a short one is the tail written by close or
+        commit, overwriting the short part of the same start that ``upload`` reloaded.
         """
         if not self._buffer:
             return
-        data = bytes(self._buffer)
-        self._buffer = bytearray()
-        key = self._store._upload_key(self.upload_id, f"{self._start:020d}")
-        etag = await self._store._put(key, data)
-        self._parts.append(_Part(self._start, len(data), etag))
-        self._hashes.etag = etag
+        data, self._buffer = bytes(self._buffer), bytearray()  # hold one part, not two
+        self._etag = await self._store._put(self._key(self._start), data)
+        self._parts.append(_Part(self._start, len(data), self._etag))
         self._start += len(data)
 
     async def close(self) -> None:
-        if self._done:
-            return
-        self._done = True
+        if self._hashes is None:
+            return  # ended, or broken: what reached the bucket stays, to be re-hashed
+        hashes = self._take()
         await self._flush()
-        self._store._hash_cache[self.upload_id] = self._hashes
+        cache = self._store._hash_cache
+        cache[self.upload_id] = (hashes, self._etag)
+        if len(cache) > _CACHE_MAX:  # sessions resumed elsewhere or expired: forget the oldest
+            del cache[next(iter(cache))]
 
     async def abort(self) -> None:
-        self._done = True
+        self._hashes = None
         await self._store.discard_upload(self.upload_id)
 
     async def commit(self, expected: Digest | None = None) -> BlobInfo:
-        self._live()
-        self._done = True
+        hashes = self._take()
         store = self._store
         await self._flush()
-        sha256 = Digest.from_hasher("sha256", self._hashes.sha256)
-        blake3 = Digest.from_hasher("blake3", self._hashes.blake3)
-        info = BlobInfo(sha256, blake3, self.offset)
+        sha256, blake3 = hashes.sha256(), hashes.blake3()
         aliases = {"blake3": blake3}
         if expected is not None:
-            actual = {"sha256": sha256, "blake3": blake3}.get(expected.algorithm)
-            if actual is None:  # sha512: a second pass over the staged parts, only on request
-                actual = aliases[expected.algorithm] = await self._rehash(expected.algorithm)
+            if expected.algorithm == "sha512":  # a second pass, only when a client asks
+                aliases["sha512"] = await hash_stream(self._staged_bytes(), "sha512")
+            actual = {"sha256": sha256, **aliases}[expected.algorithm]
             if actual != expected:
                 await store.discard_upload(self.upload_id)
                 raise DigestMismatch(
                     f"content has digest {actual}, not {expected}",
                     detail={"expected": str(expected), "actual": str(actual)},
                 )
-        # Aliases first: a visible blob must resolve by each of its digests.
-        for algorithm, alias in aliases.items():
-            await store._put(store._key("blobs", algorithm, alias.hex), str(sha256).encode())
+        # Aliases first: a visible blob must resolve by each of its names.
+        written = {store._key("blobs", a, d.hex): str(sha256) for a, d in aliases.items()}
         if "sha512" in aliases:
-            back = store._key("blobs", "sha512-of", sha256.hex)
-            await store._put(back, str(aliases["sha512"]).encode())
+            written[store._key("blobs", "sha512-of", sha256.hex)] = str(aliases["sha512"])
+        for key, body in written.items():
+            await store._put(key, body.encode())
         if await store._head(sha256.hex) is None:
-            await self._compose(sha256, blake3)
+            try:
+                await self._compose(sha256, blake3)
+            except BaseException:
+                with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                    if await store._head(sha256.hex) is None:  # no racing commit made it
+                        await store._delete(list(written))
+                raise
         await store.discard_upload(self.upload_id)
-        return info
+        return BlobInfo(sha256, blake3, hashes.size)
 
-    async def _rehash(self, algorithm: str) -> Digest:
-        hasher = new_hasher(algorithm)
+    async def _staged_bytes(self) -> AsyncIterator[bytes]:
         for part in self._parts:
-            key = self._store._upload_key(self.upload_id, f"{part.offset:020d}")
-            async for chunk in await self._store._stream(key, 0, part.size):
-                await anyio.to_thread.run_sync(hasher.update, chunk)
-        return Digest.from_hasher(algorithm, hasher)
+            async for chunk in await self._store._stream(self._key(part.offset), 0, part.size):
+                yield chunk
 
     async def _compose(self, sha256: Digest, blake3: Digest) -> None:
-        """Server-side copy of the parts into the blob's key; visible only once complete."""
-        store = self._store
+        """Server-side copy of the parts into the blob's key; visible only once complete.
+
+        The SDK's compose_object re-stats every source and retries only as a whole, so
+        one throttled request among 10,000 part copies would start it over: we drive
+        the same four S3 calls ourselves, each retried on its own.
+        """
+        store, client, bucket = self._store, self._store._client, self._store._bucket
         key = store._key("blobs", "sha256", sha256.hex)
         metadata = {"x-amz-meta-blake3": str(blake3)}
         if not self._parts:
             await store._put(key, b"", metadata)
             return
-        sources = [
-            ComposeSource(
-                store._bucket,
-                store._upload_key(self.upload_id, f"{p.offset:020d}"),
-                match_etag=p.etag,  # the bytes we hashed, or the compose fails
-            )
-            for p in self._parts
-        ]
+        what = f"compose {key}"
+        upload = await store._call(
+            lambda: client._create_multipart_upload(bucket, key, dict(metadata)), what
+        )
         try:
+            done: list[Part] = []
+            for number, part in enumerate(self._parts, start=1):
+                source = ComposeSource(
+                    bucket,
+                    self._key(part.offset),
+                    match_etag=part.etag,  # the bytes we hashed, or the copy fails
+                )
+                headers: DictType = dict(source.gen_copy_headers())
+                etag, _ = await store._call(
+                    partial(client._upload_part_copy, bucket, key, upload, number, headers), what
+                )
+                done.append(Part(number, etag))
             await store._call(
-                lambda: store._client.compose_object(
-                    store._bucket,
-                    key,
-                    sources,
-                    metadata=metadata,  # type: ignore[arg-type]
-                ),
-                f"compose {key}",
+                lambda: client._complete_multipart_upload(bucket, key, upload, done), what
             )
-        except _Missing:
-            raise UploadNotFound(
-                f"upload {self.upload_id} lost its staged parts", detail={"upload": self.upload_id}
-            ) from None
+        except BaseException:
+            with anyio.CancelScope(shield=True):  # never leave an incomplete upload behind
+                with contextlib.suppress(Exception):
+                    await store._call(
+                        lambda: client._abort_multipart_upload(bucket, key, upload), what
+                    )
+            raise

@@ -6,12 +6,12 @@ from conformance.checks import (  # noqa: F401  (imported for their @check side 
     discovery,
     errors,
     management,
-    manifests,
     pull,
+    push_blobs,
+    push_manifests,
     ranges,
     referrers,
     sha512,
-    uploads,
 )
 from conformance.checks._registry import CATEGORIES, CHECKS, Check, check
 

@@ -75,6 +75,10 @@ async def tags_list_link_header(t: Context) -> None:
     repo = await tagged_repo(t, "tags-link")
     response = t.expect(await t.request("GET", f"/v2/{repo}/tags/list", params={"n": "4"}), 200)
     seen = tag_list(t, response.json(), repo)
+    if len(seen) != 4:
+        raise CheckFailed(f"n=4 returned {len(seen)} tags: {seen}")
+    if "Link" not in response.headers:
+        raise NotSupported("no Link header on a partial tag list (v1.1 does not require one)")
     for _ in range(len(TAGS)):
         link = response.headers.get("Link")
         if link is None:
@@ -86,8 +90,6 @@ async def tags_list_link_header(t: Context) -> None:
         seen += tag_list(t, response.json(), repo)
     else:
         raise CheckFailed("Link headers never ended")
-    if len(seen) == 4 and len(TAGS) > 4:
-        raise NotSupported("no Link header on a partial tag list (v1.1 does not require one)")
     if seen != sorted(TAGS):
         raise CheckFailed(f"following Link gave {seen}; expected {sorted(TAGS)}")
 

@@ -80,7 +80,9 @@ async def oci_subject_header(t: Context) -> None:
     if header is None:
         # Only registries with the referrers API MUST send it: find out which this is.
         await referrers(t, repo, subject.digest)
-        raise CheckFailed(f"the referrers API answers but OCI-Subject is missing: {describe(response)}")
+        raise CheckFailed(
+            f"the referrers API answers but OCI-Subject is missing: {describe(response)}"
+        )
     if header != subject.digest:
         raise CheckFailed(f"OCI-Subject {header}; the subject is {subject.digest}")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from conformance.checks._registry import check
 from conformance.checks.pull import ACCEPT, verify_manifest_response
-from conformance.checks.uploads import OCTETS, start
+from conformance.checks.push_blobs import OCTETS, start
 from conformance.content import Blob, digest_of, oci_manifest, random_blob
 from conformance.context import Context, describe
 from conformance.result import CheckFailed, NotSupported

@@ -6,7 +6,7 @@ it through ``projector.apply`` in the same transaction (ADR-0002).
 
 from __future__ import annotations
 
-from registry.meta.events import EVENT_TYPES, Event, to_json
+from registry.meta.events import EVENT_TYPES, Event, decode, encode_payload, to_json
 from registry.meta.records import BlobRecord, EventRecord, ManifestRecord, UploadRecord
 from registry.meta.store import MetadataStore
 
@@ -18,5 +18,7 @@ __all__ = [
     "ManifestRecord",
     "MetadataStore",
     "UploadRecord",
+    "decode",
+    "encode_payload",
     "to_json",
 ]

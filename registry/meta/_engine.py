@@ -79,7 +79,9 @@ def translate_errors(url: sa.URL) -> Iterator[None]:
     except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, OSError) as exc:
         orig = getattr(exc, "orig", None) or exc
         reason = " ".join(str(orig).split()) or type(orig).__name__
-        raise BackendUnavailable(f"metadata database {_display(url)} unavailable: {reason}") from exc
+        raise BackendUnavailable(
+            f"metadata database {_display(url)} unavailable: {reason}"
+        ) from exc
 
 
 def connect_engine(url: sa.URL) -> AsyncEngine:

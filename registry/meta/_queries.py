@@ -19,6 +19,7 @@ from registry.meta.events import (
     ManifestDeleted,
     ManifestPut,
     ManifestReference,
+    ReferenceKind,
     TagDeleted,
     decode,
 )
@@ -56,9 +57,8 @@ def manifest_references(manifest: Manifest) -> tuple[ManifestReference, ...]:
     """Every descriptor of ``references()`` with its role; the subject is not among them."""
     found: dict[tuple[str, str], ManifestReference] = {}
 
-    def add(kind: str, descriptor: Descriptor) -> None:
-        ref = ManifestReference(kind, descriptor.digest)  # type: ignore[arg-type]
-        found.setdefault((kind, str(descriptor.digest)), ref)
+    def add(kind: ReferenceKind, descriptor: Descriptor) -> None:
+        found.setdefault((kind, str(descriptor.digest)), ManifestReference(kind, descriptor.digest))
 
     if manifest.config is not None:
         add("config", manifest.config)
@@ -107,8 +107,8 @@ async def upload_row(conn: AsyncConnection, upload_id: str) -> UploadRecord | No
 
 
 def _page(
-    query: sa.Select[tuple[str]], column: sa.ColumnElement[str], n: int | None, last: str | None
-) -> sa.Select[tuple[str]]:
+    query: sa.Select[str], column: sa.ColumnElement[str], n: int | None, last: str | None
+) -> sa.Select[str]:
     # Lexical order and "last" exclusive, as the pagination sections of the
     # spec describe for tags and the catalog:
     # https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#listing-tags

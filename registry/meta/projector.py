@@ -73,7 +73,9 @@ async def apply(conn: AsyncConnection, event: Event, ts: dt.datetime) -> None:
             await _delete_manifest(conn, event.repository, str(event.digest))
         case TagDeleted():
             await conn.execute(
-                sa.delete(tags).where(tags.c.repository == event.repository, tags.c.tag == event.tag)
+                sa.delete(tags).where(
+                    tags.c.repository == event.repository, tags.c.tag == event.tag
+                )
             )
         case UploadStarted():
             await conn.execute(
@@ -100,7 +102,7 @@ async def apply(conn: AsyncConnection, event: Event, ts: dt.datetime) -> None:
             )
 
 
-async def _exists(conn: AsyncConnection, query: sa.Select[tuple[int]]) -> bool:
+async def _exists(conn: AsyncConnection, query: sa.Select[int]) -> bool:
     return (await conn.execute(query.limit(1))).first() is not None
 
 
@@ -112,9 +114,7 @@ async def _ensure_repository(conn: AsyncConnection, name: str, ts: dt.datetime) 
 
 async def _ensure_blob(conn: AsyncConnection, event: BlobCommitted, ts: dt.datetime) -> None:
     sha256 = str(event.sha256)
-    row = (
-        await conn.execute(sa.select(blobs.c.sha512).where(blobs.c.sha256 == sha256))
-    ).first()
+    row = (await conn.execute(sa.select(blobs.c.sha512).where(blobs.c.sha256 == sha256))).first()
     sha512 = None if event.sha512 is None else str(event.sha512)
     if row is None:
         await conn.execute(
@@ -191,7 +191,9 @@ async def _point_tag(
 
 
 async def _delete_manifest(conn: AsyncConnection, repository: str, digest: str) -> None:
-    await conn.execute(sa.delete(tags).where(tags.c.repository == repository, tags.c.digest == digest))
+    await conn.execute(
+        sa.delete(tags).where(tags.c.repository == repository, tags.c.digest == digest)
+    )
     await conn.execute(
         sa.delete(manifest_references).where(
             manifest_references.c.repository == repository,
@@ -199,5 +201,7 @@ async def _delete_manifest(conn: AsyncConnection, repository: str, digest: str) 
         )
     )
     await conn.execute(
-        sa.delete(manifests).where(manifests.c.repository == repository, manifests.c.digest == digest)
+        sa.delete(manifests).where(
+            manifests.c.repository == repository, manifests.c.digest == digest
+        )
     )

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import typing
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -212,13 +213,15 @@ class MetadataStore:
         with self._translate():
             async with _engine.write_transaction(self._engine) as conn:
                 upload = await self._active_upload(conn, upload_id)
-                await self._append(conn, UploadProgressed(upload.repository, upload_id, offset), actor)
+                await self._append(
+                    conn, UploadProgressed(upload.repository, upload_id, offset), actor
+                )
 
     async def end_upload(self, upload_id: str, reason: str, *, actor: str) -> None:
         """Close an upload session: ``reason`` is completed, cancelled or expired."""
         if reason not in _END_REASONS:
             raise ValueError(f"upload end reason must be one of {sorted(_END_REASONS)}")
-        checked: UploadEndReason = reason  # type: ignore[assignment]
+        checked = typing.cast(UploadEndReason, reason)
         with self._translate():
             async with _engine.write_transaction(self._engine) as conn:
                 upload = await self._active_upload(conn, upload_id)
@@ -245,8 +248,10 @@ class MetadataStore:
         """By digest (``algorithm:hex``) or by tag."""
         with self._translate():
             async with self._engine.connect() as conn:
-                digest = reference if ":" in reference else await _queries.tag_digest(
-                    conn, repo, reference
+                digest = (
+                    reference
+                    if ":" in reference
+                    else await _queries.tag_digest(conn, repo, reference)
                 )
                 if digest is None:
                     return None

@@ -184,9 +184,7 @@ uploads = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("offset", sa.BigInteger, nullable=False),
     sa.Column("state", sa.String(16), nullable=False),
-    sa.CheckConstraint(
-        "state IN ('active', 'completed', 'cancelled', 'expired')", name="state"
-    ),
+    sa.CheckConstraint("state IN ('active', 'completed', 'cancelled', 'expired')", name="state"),
     sa.Index(None, "state", "updated_at"),
 )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,10 @@ class ArtifactClient(oras.client.OrasClient):  # type: ignore[misc]  # oras ship
 
 
 @pytest.fixture
-def client(registry: Registry) -> ArtifactClient:
-    return ArtifactClient(hostname=registry.address, insecure=True)
+def client(registry: Registry) -> Iterator[ArtifactClient]:
+    client = ArtifactClient(hostname=registry.address, insecure=True)
+    yield client
+    client.session.close()
 
 
 @pytest.fixture
@@ -101,7 +104,9 @@ def test_push_pull_files_byte_identical(
     assert manifest["artifactType"] == MODEL_TYPE
     assert manifest["config"]["mediaType"] == EMPTY_CONFIG
     assert manifest["annotations"] == annotations
-    titles = [layer["annotations"]["org.opencontainers.image.title"] for layer in manifest["layers"]]
+    titles = [
+        layer["annotations"]["org.opencontainers.image.title"] for layer in manifest["layers"]
+    ]
     assert titles == list(contents)
 
 

@@ -58,9 +58,7 @@ def podman(tmp_path: Path) -> Iterator[Podman]:
     shutil.rmtree(runroot, ignore_errors=True)
 
 
-def test_pull_tag_push_pull(
-    podman: Podman, registry: Registry, repo: str, tmp_path: Path
-) -> None:
+def test_pull_tag_push_pull(podman: Podman, registry: Registry, repo: str, tmp_path: Path) -> None:
     layout: Layout = build_image(
         tmp_path / "layout", "v1", {"/hello": b"podman\n", "/data": os.urandom(1 << 20)}
     )

@@ -33,9 +33,7 @@ digests = st.sampled_from(["sha256", "blake3", "sha512"]).flatmap(
         lambda data: Digest.compute(data, algorithm)
     )
 )
-references = st.builds(
-    ManifestReference, st.sampled_from(["config", "layer", "manifest"]), digests
-)
+references = st.builds(ManifestReference, st.sampled_from(["config", "layer", "manifest"]), digests)
 any_event: st.SearchStrategy[Event] = st.one_of(
     st.builds(
         BlobCommitted,

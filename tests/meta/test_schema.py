@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,7 +16,7 @@ from registry.meta import MetadataStore
 from registry.meta._engine import normalize_url
 from registry.meta.tables import metadata
 
-from .conftest import UrlFactory, postgres_admin
+from .conftest import PG_ADMIN_URL, UrlFactory, postgres_admin
 
 pytestmark = pytest.mark.anyio
 
@@ -60,7 +61,11 @@ async def test_reopening_keeps_the_log_and_migrates_nothing(make_url: UrlFactory
 
 @pytest.mark.parametrize(
     "statement",
-    ["UPDATE events SET actor = 'mallory'", "DELETE FROM events", "DELETE FROM events WHERE seq = 1"],
+    [
+        "UPDATE events SET actor = 'mallory'",
+        "DELETE FROM events",
+        "DELETE FROM events WHERE seq = 1",
+    ],
 )
 async def test_the_database_refuses_to_rewrite_history(
     migrated: tuple[MetadataStore, AsyncEngine], statement: str
@@ -119,17 +124,25 @@ async def test_unreachable_database_is_backend_unavailable_in_one_line() -> None
     assert "hunter2" not in message
 
 
-async def test_check_reports_a_lost_database(make_url: UrlFactory) -> None:
-    url = make_url()
-    store = await MetadataStore.open(url)
+async def test_check_passes_on_a_live_store(store: MetadataStore) -> None:
+    await store.check()
+
+
+@pytest.mark.postgres
+async def test_check_reports_a_dropped_database() -> None:
+    admin = postgres_admin()
+    name = f"artifact_store_test_{secrets.token_hex(6)}"
+    admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        await store.check()
-        if normalize_url(url).get_backend_name() == "postgresql":
-            admin = postgres_admin()
-            name = normalize_url(url).database
+        server = normalize_url(PG_ADMIN_URL).set(database=name)
+        store = await MetadataStore.open(server.render_as_string(hide_password=False))
+        try:
+            await store.check()
             admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-            admin.close()
-            with pytest.raises(BackendUnavailable, match="unavailable"):
+            with pytest.raises(BackendUnavailable, match=f"{name} unavailable"):
                 await store.check()
+        finally:
+            await store.close()
     finally:
-        await store.close()
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()

@@ -163,7 +163,13 @@ async def test_pushing_a_tag_again_moves_it(store: MetadataStore) -> None:
     first, second = image(CONFIG, [LAYER]), image(CONFIG, [LAYER2])
     for pushed in (first, second):
         await store.put_manifest(
-            "r", pushed.digest, pushed.manifest, pushed.body, pushed.media_type, ["latest"], actor="a"
+            "r",
+            pushed.digest,
+            pushed.manifest,
+            pushed.body,
+            pushed.media_type,
+            ["latest"],
+            actor="a",
         )
     record = await store.get_manifest("r", "latest")
     assert record is not None
@@ -216,16 +222,15 @@ async def test_delete_manifest_takes_its_tags_and_leaves_its_referrers(
     await store.delete_manifest("r", subject.digest, actor="a")
     assert await store.get_manifest("r", str(subject.digest)) is None
     assert await store.list_tags("r", None, None) == ["sig"]
-    assert [d.digest for d in await store.referrers("r", subject.digest, None)] == [
-        referrer.digest
-    ]
+    assert [d.digest for d in await store.referrers("r", subject.digest, None)] == [referrer.digest]
 
 
 async def test_referrers_by_subject_and_artifact_type(store: MetadataStore) -> None:
     await _commit_all(store, "r")
     subject = image(CONFIG, [LAYER])
-    sig = image(CONFIG, [LAYER2], subject=subject, artifact_type="application/x-sig",
-                annotations={"k": "v"})
+    sig = image(
+        CONFIG, [LAYER2], subject=subject, artifact_type="application/x-sig", annotations={"k": "v"}
+    )
     sbom = image(CONFIG, [LAYER], subject=subject, artifact_type="application/x-sbom")
     # The subject itself need not be present: referrers may be pushed first.
     for pushed in (sig, sbom):
@@ -263,7 +268,12 @@ async def test_upload_lifecycle(store: MetadataStore) -> None:
     await store.progress_upload("u1", 1024, actor="a")
     upload = await store.get_upload("r", "u1")
     assert upload is not None
-    assert (upload.id, upload.repository, upload.offset, upload.state) == ("u1", "r", 1024, "active")
+    assert (upload.id, upload.repository, upload.offset, upload.state) == (
+        "u1",
+        "r",
+        1024,
+        "active",
+    )
     assert upload.updated_at >= upload.started_at
     assert await store.get_upload("other", "u1") is None
     with pytest.raises(ValueError, match="reason"):

@@ -84,8 +84,9 @@ async def test_session_resumes_in_another_process_across_part_boundaries(
     info = await writer.commit(Digest.compute(data))
     assert info.blake3 == Digest.compute(data, "blake3")
     assert info.size == len(data)
-    assert b"".join([c async for c in await other.read(info.blake3, 8 * MiB - 7, 10)]) == (
-        data[8 * MiB - 7 : 8 * MiB + 3]
+    assert (
+        b"".join([c async for c in await other.read(info.blake3, 8 * MiB - 7, 10)])
+        == (data[8 * MiB - 7 : 8 * MiB + 3])
     )
     assert [u async for u in s3_store.list_uploads()] == []
     await s3_store.delete(info.sha256)
@@ -142,4 +143,3 @@ async def test_redirect_url_is_a_working_presigned_get(s3_store: S3BlobStore) ->
     body = await anyio.to_thread.run_sync(lambda: urllib.request.urlopen(url).read())
     assert body == b"redirect me"
     await s3_store.delete(info.sha256)
-

@@ -25,7 +25,7 @@ async def verify_stored(t: Context, repo: str, blob: Blob) -> None:
 
 
 def range_end(t: Context, response_range: str) -> int:
-    """``Range: 0-<end>`` of an upload; distribution writes ``bytes=0-<end>`` too, so accept both."""
+    """``Range: 0-<end>`` of an upload; some registries write ``bytes=0-<end>``: accept both."""
     match = RANGE.match(response_range.strip())
     if match is None:
         raise CheckFailed(f"Range header {response_range!r} is not 0-<end-of-range>")
@@ -33,14 +33,16 @@ def range_end(t: Context, response_range: str) -> int:
 
 
 async def start(t: Context, repo: str) -> str:
-    response = await t.request("POST", f"/v2/{repo}/blobs/uploads/", headers={"Content-Length": "0"})
+    response = await t.request(
+        "POST", f"/v2/{repo}/blobs/uploads/", headers={"Content-Length": "0"}
+    )
     t.expect(response, 202, why="POST /blobs/uploads/ opens a session")
     return t.location(response)
 
 
 @check("push", "#post-then-put")
 async def blob_post_then_put(t: Context) -> None:
-    """POST opens a session (202 + Location); PUT ?digest= with the body closes it (201 + Location)."""
+    """POST opens a session (202 + Location); PUT ?digest= with the body closes it (201)."""
     repo, blob = t.repo("post-put"), random_blob(2048)
     location = await start(t, repo)
     done = await t.request(
@@ -217,7 +219,11 @@ async def blob_mount_unknown_falls_back(t: Context) -> None:
     )
     t.expect(response, 202, why="a registry unable to mount SHOULD open an upload")
     done = await t.request(
-        "PUT", t.location(response), params={"digest": blob.digest}, headers=OCTETS, content=blob.data
+        "PUT",
+        t.location(response),
+        params={"digest": blob.digest},
+        headers=OCTETS,
+        content=blob.data,
     )
     t.expect(done, 201)
     t.cleanup_later(f"/v2/{target}/blobs/{blob.digest}")

@@ -121,7 +121,8 @@ async def manifest_invalid(t: Context) -> None:
     await t.push_blob(repo, random_blob(64))
     valid = oci_manifest()
     bad_version = valid.body.replace(b'"schemaVersion": 2', b'"schemaVersion": 3')
-    for body in (b"this is not json {", bad_version):
+    cases = {"bytes that are not JSON": b"this is not json {", "schemaVersion 3": bad_version}
+    for case, body in cases.items():
         response = await t.request(
             "PUT",
             f"/v2/{repo}/manifests/broken",
@@ -130,7 +131,10 @@ async def manifest_invalid(t: Context) -> None:
         )
         if response.status_code == 201:
             t.cleanup_later(f"/v2/{repo}/manifests/{digest_of(body)}")
-        t.expect_error(response, [400], ["MANIFEST_INVALID"])
+        try:
+            t.expect_error(response, [400], ["MANIFEST_INVALID"])
+        except CheckFailed as exc:
+            raise CheckFailed(f"{case}: {exc}") from exc
 
 
 @check("push", "#push")

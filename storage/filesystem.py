@@ -1,0 +1,456 @@
+"""The filesystem driver: blobs as files under one root directory.
+
+Key layout under ``root``::
+
+    <root>/
+    ├── blobs/
+    │   ├── sha256/
+    │   │   └── ab/                     fan-out: first two hex digits
+    │   │       └── ab34…ef/            one directory per blob, named by its sha256
+    │   │           ├── data            the bytes; present <=> the blob is visible
+    │   │           └── digests         "blake3:<hex>\\n" [+ "sha512:<hex>\\n"]
+    │   ├── blake3/
+    │   │   └── cd/
+    │   │       └── cd56…01             "sha256:<hex>\\n": resolves a blake3 name
+    │   └── sha512/
+    │       └── 9f/
+    │           └── 9f…                 "sha256:<hex>\\n": a verified sha512 name
+    └── uploads/
+        └── <upload_id>                 the staged bytes of one session
+
+Theory of operation. A session's bytes are appended to ``uploads/<id>``;
+hashes are updated as they pass (``storage._hashing``). Commit fsyncs the
+staged file, then writes ``digests`` and the alias files (each: temp file,
+fsync, rename), and only then renames the staged file onto ``data`` and fsyncs
+its directory: ``data`` appearing is the commit point, so a crash at any step
+leaves either no visible blob or a complete one whose names all resolve. Debris
+of a crash (a ``digests`` without ``data``, an alias to a missing blob, a
+``.tmp`` file) is invisible and overwritten by the next commit of those bytes.
+Delete runs in the opposite order: ``data`` goes first.
+
+All blocking calls run in worker threads through ``_io``, which is also the
+one place ``OSError`` becomes ``StorageUnavailable``; a missing file is turned
+into BlobNotFound / UploadNotFound by the caller that expected it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import BinaryIO, ParamSpec, TypeVar
+
+import anyio.to_thread
+
+from oci.digest import Digest
+from oci.errors import Corruption, DigestInvalid
+from storage._hashing import ContentHasher, hash_stream
+from storage.base import UPLOAD_ID, BlobInfo, check_range, check_upload_id
+from storage.errors import BlobNotFound, DigestMismatch, StorageUnavailable, UploadNotFound
+
+__all__ = ["FsBlobStore"]
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+_READ_CHUNK = 1024 * 1024
+# Writes smaller than this are gathered (one memcpy) and hashed and written
+# together: a thread hop per 16 KiB HTTP chunk would cost more than the work.
+_COALESCE = 1024 * 1024
+
+
+def _unavailable(exc: OSError) -> StorageUnavailable:
+    return StorageUnavailable(f"filesystem: {exc.strerror or exc} ({exc.filename})")
+
+
+async def _io(call: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+    """Run a blocking call in a worker thread; an OSError escaping it -> StorageUnavailable.
+
+    A missing file that means "no such blob/upload" is converted inside ``call``.
+    """
+    try:
+        return await anyio.to_thread.run_sync(lambda: call(*args, **kwargs))
+    except OSError as exc:
+        raise _unavailable(exc) from exc
+
+
+def _write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _mkdirs(path: Path) -> None:
+    """``mkdir -p`` that makes each new directory durable by syncing its parent."""
+    if path.is_dir():
+        return
+    _mkdirs(path.parent)
+    try:
+        path.mkdir()
+    except FileExistsError:
+        return
+    _fsync_dir(path.parent)
+
+
+def _put_small(path: Path, content: str) -> None:
+    """Atomically replace ``path`` with ``content``, durable on return."""
+    _mkdirs(path.parent)
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        _write_all(fd, content.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temp, path)
+    _fsync_dir(path.parent)
+
+
+def _parse_digests(path: Path) -> dict[str, Digest]:
+    """The ``digests`` file of a blob by algorithm; FileNotFoundError if it has none."""
+    text = path.read_text()
+    try:
+        digests = [Digest.parse(line) for line in text.split()]
+    except DigestInvalid as exc:
+        raise Corruption(f"filesystem: {path} is garbled") from exc
+    return {d.algorithm: d for d in digests}
+
+
+class FsBlobStore:
+    """A BlobStore in a local directory; several processes may share one root."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).absolute()
+        self._uploads = self.root / "uploads"
+        self._blobs = self.root / "blobs"
+        try:
+            self._uploads.mkdir(parents=True, exist_ok=True)
+            (self._blobs / "sha256").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageUnavailable(f"filesystem: cannot create {self.root}: {exc}") from exc
+        # Hash state of sessions this process closed: (size, mtime_ns, inode) of the
+        # staged file it belongs to, so a file another process grew is re-hashed.
+        self._hash_cache: dict[str, tuple[tuple[int, int, int], ContentHasher]] = {}
+
+    def __repr__(self) -> str:
+        return f"FsBlobStore({str(self.root)!r})"
+
+    # -- paths ------------------------------------------------------------------------
+
+    def _blob_dir(self, sha256_hex: str) -> Path:
+        return self._blobs / "sha256" / sha256_hex[:2] / sha256_hex
+
+    def _alias(self, digest: Digest) -> Path:
+        return self._blobs / digest.algorithm / digest.hex[:2] / digest.hex
+
+    def _staged(self, upload_id: str) -> Path:
+        return self._uploads / upload_id
+
+    # -- blobs ------------------------------------------------------------------------
+
+    def _stat_sync(self, digest: Digest) -> tuple[BlobInfo, dict[str, Digest]]:
+        """The blob's info and all its recorded names; BlobNotFound if it is not visible."""
+        try:
+            if digest.algorithm == "sha256":
+                sha256 = digest
+            else:
+                sha256 = Digest.parse(self._alias(digest).read_text().strip())
+            directory = self._blob_dir(sha256.hex)
+            size = (directory / "data").stat().st_size
+            names = _parse_digests(directory / "digests")
+        except FileNotFoundError:
+            raise BlobNotFound(f"blob {digest} not found", detail={"digest": str(digest)}) from None
+        except DigestInvalid as exc:
+            raise Corruption(f"filesystem: alias of {digest} is garbled") from exc
+        if "blake3" not in names:
+            raise Corruption(f"filesystem: {directory}/digests names no blake3 digest")
+        return BlobInfo(sha256, names["blake3"], size), names
+
+    async def stat(self, digest: Digest) -> BlobInfo:
+        info, _ = await _io(self._stat_sync, digest)
+        return info
+
+    async def read(
+        self, digest: Digest, offset: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        def open_data() -> BinaryIO:
+            sha256 = digest if digest.algorithm == "sha256" else self._stat_sync(digest)[0].sha256
+            try:
+                return open(self._blob_dir(sha256.hex) / "data", "rb", buffering=0)
+            except FileNotFoundError:
+                raise BlobNotFound(
+                    f"blob {digest} not found", detail={"digest": str(digest)}
+                ) from None
+
+        file = await _io(open_data)
+        try:
+            count = check_range(os.fstat(file.fileno()).st_size, offset, length)
+        except BaseException:
+            file.close()
+            raise
+        return _read_file(file, offset, count)
+
+    async def delete(self, digest: Digest) -> None:
+        def delete() -> None:
+            info, names = self._stat_sync(digest)
+            directory = self._blob_dir(info.sha256.hex)
+            try:
+                (directory / "data").unlink()  # the blob is invisible from here on
+            except FileNotFoundError:
+                raise BlobNotFound(
+                    f"blob {digest} not found", detail={"digest": str(digest)}
+                ) from None
+            _fsync_dir(directory)
+            for alias in names.values():
+                self._alias(alias).unlink(missing_ok=True)
+            for leftover in directory.iterdir():
+                leftover.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a commit of the same bytes is racing us
+                directory.rmdir()
+
+        await _io(delete)
+
+    async def list(self) -> AsyncIterator[BlobInfo]:
+        def scan(path: Path) -> list[str]:
+            try:
+                return sorted(entry.name for entry in os.scandir(path))
+            except FileNotFoundError:
+                return []
+
+        def infos(fan: str) -> list[BlobInfo]:
+            found = []
+            for name in scan(self._blobs / "sha256" / fan):
+                try:
+                    found.append(self._stat_sync(Digest("sha256", name))[0])
+                except (BlobNotFound, DigestInvalid):  # half committed or deleted; a temp file
+                    continue
+            return found
+
+        for fan in await _io(scan, self._blobs / "sha256"):
+            for info in await _io(infos, fan):
+                yield info
+
+    async def redirect_url(self, digest: Digest, expires_in: float) -> str | None:
+        await self.stat(digest)
+        return None
+
+    async def check(self) -> None:
+        def probe() -> None:
+            path = self._uploads / f".health-{secrets.token_hex(6)}"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                _write_all(fd, b"ok")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+                path.unlink()
+
+        await _io(probe)
+
+    # -- uploads ----------------------------------------------------------------------
+
+    async def upload(self, upload_id: str) -> _FsWriter:
+        check_upload_id(upload_id)
+        path = self._staged(upload_id)
+
+        def open_staged() -> tuple[int, tuple[int, int, int]]:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            st = os.fstat(fd)
+            return fd, (st.st_size, st.st_mtime_ns, st.st_ino)
+
+        fd, identity = await _io(open_staged)
+        try:
+            cached = self._hash_cache.pop(upload_id, None)
+            if cached is not None and cached[0] == identity:
+                hashes = cached[1]
+            else:  # another process wrote these bytes (or this one forgot): hash them again
+                hashes = ContentHasher()
+                staged = await _io(open, path, "rb", buffering=0)
+                async for chunk in _read_file(staged, 0, identity[0]):
+                    await hashes.update(chunk)
+        except BaseException:
+            os.close(fd)
+            raise
+        return _FsWriter(self, upload_id, fd, hashes)
+
+    async def discard_upload(self, upload_id: str) -> None:
+        self._hash_cache.pop(upload_id, None)
+        if UPLOAD_ID.fullmatch(upload_id):
+            await _io(self._staged(upload_id).unlink, missing_ok=True)
+
+    async def list_uploads(self) -> AsyncIterator[tuple[str, int, float]]:
+        def scan() -> list[tuple[str, int, float]]:
+            found = []
+            with os.scandir(self._uploads) as entries:
+                for entry in entries:
+                    if not UPLOAD_ID.fullmatch(entry.name):
+                        continue  # temp files
+                    try:
+                        st = entry.stat()
+                    except FileNotFoundError:
+                        continue
+                    found.append((entry.name, st.st_size, st.st_mtime))
+            return found
+
+        for item in await _io(scan):
+            yield item
+
+    def _install(self, staged: Path, info: BlobInfo, sha512: Digest | None) -> None:
+        """Move verified staged bytes to their address (see the module docstring for the order)."""
+        directory = self._blob_dir(info.sha256.hex)
+        data = directory / "data"
+        try:
+            known = _parse_digests(directory / "digests")
+        except FileNotFoundError:
+            known = {}
+        visible = data.exists()
+        names = {**known, "blake3": info.blake3}
+        if sha512 is not None:
+            names["sha512"] = sha512
+        new = [d for a, d in names.items() if not visible or known.get(a) != d]
+        if new:
+            _put_small(directory / "digests", "".join(f"{names[a]}\n" for a in sorted(names)))
+        for alias in new:
+            _put_small(self._alias(alias), f"{info.sha256}\n")
+        if not staged.exists():
+            raise UploadNotFound(
+                f"upload {staged.name} lost its staged bytes", detail={"upload": staged.name}
+            )
+        if visible:
+            staged.unlink()  # already stored: keep one copy
+            return
+        os.replace(staged, data)  # the commit point
+        _fsync_dir(directory)
+        _fsync_dir(self._uploads)
+
+
+async def _read_file(file: BinaryIO, offset: int, count: int) -> AsyncIterator[bytes]:
+    """Stream ``count`` bytes of ``file`` from ``offset``; owns and closes ``file``.
+
+    An unbuffered file object rather than a bare fd: if the caller drops the
+    iterator unstarted, garbage collection still closes it.
+    """
+    try:
+        while count > 0:
+            chunk = await _io(os.pread, file.fileno(), min(_READ_CHUNK, count), offset)
+            if not chunk:
+                raise StorageUnavailable(f"filesystem: {file.name} shrank while being read")
+            offset += len(chunk)
+            count -= len(chunk)
+            yield chunk
+    finally:
+        file.close()
+
+
+class _FsWriter:
+    """An open staged file, the hashes of what it holds, and up to 1 MiB not yet written."""
+
+    def __init__(self, store: FsBlobStore, upload_id: str, fd: int, hashes: ContentHasher) -> None:
+        self.upload_id = upload_id
+        self.offset = hashes.size
+        self._store = store
+        self._fd: int | None = fd
+        # None once a write failed midway: hash state and file may disagree.
+        self._hashes: ContentHasher | None = hashes
+        self._pending = bytearray()  # accepted, not yet hashed nor written
+
+    def _live(self) -> tuple[int, ContentHasher]:
+        if self._fd is None or self._hashes is None:
+            raise UploadNotFound(
+                f"upload {self.upload_id} is not open here", detail={"upload": self.upload_id}
+            )
+        return self._fd, self._hashes
+
+    async def write(self, chunk: bytes) -> None:
+        self._live()
+        if len(chunk) < _COALESCE:
+            self._pending += chunk
+            self.offset += len(chunk)
+            if len(self._pending) >= _COALESCE:
+                await self._flush()
+            return
+        await self._flush()
+        await self._feed(chunk)
+        self.offset += len(chunk)
+
+    async def _feed(self, data: bytes | bytearray) -> None:
+        """Hash ``data`` and append it to the file, in one pass."""
+        fd, hashes = self._live()
+        self._hashes = None
+        try:
+            await hashes.update(data, lambda: _write_all(fd, data))
+        except OSError as exc:
+            raise _unavailable(exc) from exc
+        self._hashes = hashes
+
+    async def _flush(self) -> None:
+        if self._pending:
+            pending, self._pending = self._pending, bytearray()
+            await self._feed(pending)
+
+    async def _release(self) -> ContentHasher | None:
+        """Flush, fsync and close the file; the hashes if they match it."""
+        fd = self._fd
+        if fd is None:
+            return None
+        try:
+            if self._hashes is not None:
+                await self._flush()
+            await _io(os.fsync, fd)
+        finally:
+            self._fd = None
+            os.close(fd)
+        hashes, self._hashes = self._hashes, None
+        return hashes
+
+    async def close(self) -> None:
+        hashes = await self._release()
+        if hashes is not None:
+            st = await _io(os.stat, self._store._staged(self.upload_id))
+            self._store._hash_cache[self.upload_id] = (
+                (st.st_size, st.st_mtime_ns, st.st_ino),
+                hashes,
+            )
+
+    async def abort(self) -> None:
+        fd, self._fd, self._hashes = self._fd, None, None
+        if fd is not None:
+            os.close(fd)
+        await self._store.discard_upload(self.upload_id)
+
+    async def commit(self, expected: Digest | None = None) -> BlobInfo:
+        self._live()
+        hashes = await self._release()
+        if hashes is None:
+            raise UploadNotFound(
+                f"upload {self.upload_id} failed", detail={"upload": self.upload_id}
+            )
+        store, staged = self._store, self._store._staged(self.upload_id)
+        info = BlobInfo(hashes.sha256(), hashes.blake3(), hashes.size)
+        sha512 = None
+        if expected is not None:
+            if expected.algorithm == "sha512":  # rare: one extra read of the staged bytes
+                file = await _io(open, staged, "rb", buffering=0)
+                sha512 = await hash_stream(_read_file(file, 0, info.size), "sha512")
+            actual = {"sha256": info.sha256, "blake3": info.blake3, "sha512": sha512}[
+                expected.algorithm
+            ]
+            if actual != expected:
+                await store.discard_upload(self.upload_id)
+                raise DigestMismatch(
+                    f"content has digest {actual}, not {expected}",
+                    detail={"expected": str(expected), "actual": str(actual)},
+                )
+        await _io(store._install, staged, info, sha512)
+        store._hash_cache.pop(self.upload_id, None)
+        return info
