@@ -50,7 +50,9 @@ def new_hasher(algorithm: str) -> Hasher:
         return hasher
     if algorithm in ("sha256", "sha512"):
         return hashlib.new(algorithm)
-    raise DigestInvalid(f"unsupported digest algorithm {algorithm!r}", detail={"algorithm": algorithm})
+    raise DigestInvalid(
+        f"unsupported digest algorithm {algorithm!r}", detail={"algorithm": algorithm}
+    )
 
 
 @dataclass(frozen=True, slots=True, eq=False)
