@@ -64,12 +64,13 @@ class Digest:
         expected = ALGORITHMS.get(self.algorithm)
         if expected is None:
             raise DigestInvalid(
-                f"unsupported digest algorithm {self.algorithm!r}",
+                f"unsupported digest algorithm {self.algorithm!r} in "
+                f"{f'{self.algorithm}:{self.hex}'!r}; supported: {', '.join(ALGORITHMS)}",
                 detail={"digest": f"{self.algorithm}:{self.hex}"},
             )
         if len(self.hex) != expected or not _HEX.fullmatch(self.hex):
             raise DigestInvalid(
-                f"invalid {self.algorithm} digest {self.algorithm}:{self.hex!r}: "
+                f"invalid {self.algorithm} digest {f'{self.algorithm}:{self.hex}'!r}: "
                 f"expected {expected} lower-case hex characters",
                 detail={"digest": f"{self.algorithm}:{self.hex}"},
             )

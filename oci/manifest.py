@@ -71,7 +71,7 @@ class Descriptor:
     media_type: str
     digest: Digest
     size: int
-    annotations: Mapping[str, str] = field(default=_EMPTY)
+    annotations: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     artifact_type: str | None = None
     platform: Mapping[str, Any] | None = None
     urls: tuple[str, ...] = ()
@@ -95,7 +95,7 @@ class Manifest:
     # Referrers": "If the artifactType is empty or missing in the image manifest,
     # the value of artifactType MUST be set to the config descriptor mediaType value."
     artifact_type: str | None = None
-    annotations: Mapping[str, str] = field(default=_EMPTY)
+    annotations: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
 
     def references(self) -> tuple[Descriptor, ...]:
         """Everything this manifest needs present to be pulled: config, layers, child
@@ -130,7 +130,8 @@ def parse_manifest(body: bytes, content_type: str | None) -> Manifest:
             detail={"mediaType": declared_body, "contentType": content_type},
         )
     declared = declared_body if declared_body is not None else declared_header
-    if declared in _SCHEMA1 or document.get("schemaVersion") == 1:
+    version = document.get("schemaVersion")
+    if declared in _SCHEMA1 or (type(version) is int and version == 1):
         raise ManifestInvalid(
             "Docker schema1 manifests are not supported; push schema2 or OCI",
             detail={"mediaType": declared, "schemaVersion": document.get("schemaVersion")},
@@ -250,7 +251,7 @@ class _Fields:
     def _name(self, key: str) -> str:
         return f"{self._path}.{key}" if self._path else key
 
-    def _invalid(self, key: str, problem: str, value: Any) -> ManifestInvalid:
+    def invalid(self, key: str, problem: str, value: Any) -> ManifestInvalid:
         name = self._name(key)
         shown = repr(value)
         if len(shown) > 200:
@@ -268,7 +269,7 @@ class _Fields:
             return
         value = self._doc["schemaVersion"]
         if type(value) is not int or value != 2:
-            raise self._invalid("schemaVersion", "must be the integer 2", value)
+            raise self.invalid("schemaVersion", "must be the integer 2", value)
 
     def media_type(self, key: str, *, required: bool) -> str | None:
         value = self._doc.get(key)
@@ -280,7 +281,7 @@ class _Fields:
                 )
             return None
         if not mediatype.is_valid(value):
-            raise self._invalid(key, "not an RFC 6838 media type", value)
+            raise self.invalid(key, "not an RFC 6838 media type", value)
         assert isinstance(value, str)
         return value
 
@@ -294,7 +295,7 @@ class _Fields:
         if value is None:
             return _EMPTY
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-            raise self._invalid("annotations", "must be an object of strings", value)
+            raise self.invalid("annotations", "must be an object of strings", value)
         return MappingProxyType(dict(value))
 
     def descriptor(self, key: str, *, required: bool = False) -> Descriptor | None:
@@ -316,7 +317,7 @@ class _Fields:
                 )
             return ()
         if not isinstance(value, list):
-            raise self._invalid(key, "must be an array of descriptors", value)
+            raise self.invalid(key, "must be an array of descriptors", value)
         return tuple(_descriptor(item, f"{self._name(key)}[{i}]") for i, item in enumerate(value))
 
 
@@ -332,20 +333,20 @@ def _descriptor(value: Any, path: str) -> Descriptor:
     assert media_type is not None  # required=True
     raw_digest = value.get("digest")
     if not isinstance(raw_digest, str):
-        raise fields._invalid("digest", "must be an algorithm:hex string", raw_digest)
+        raise fields.invalid("digest", "must be an algorithm:hex string", raw_digest)
     try:
         # distribution answers a malformed digest inside a manifest with
         # MANIFEST_INVALID, not DIGEST_INVALID: the manifest is what is wrong.
         digest = Digest.parse(raw_digest)
     except DigestInvalid as exc:
-        raise fields._invalid("digest", exc.message, raw_digest) from None
+        raise fields.invalid("digest", exc.message, raw_digest) from None
     size = value.get("size")
     # "size int64 ... REQUIRED"; bool is an int subclass in Python, not in JSON.
     if type(size) is not int or size < 0 or size > 2**63 - 1:
-        raise fields._invalid("size", "must be a non-negative integer", size)
+        raise fields.invalid("size", "must be a non-negative integer", size)
     urls = value.get("urls", [])
     if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
-        raise fields._invalid("urls", "must be an array of strings", urls)
+        raise fields.invalid("urls", "must be an array of strings", urls)
     if "data" in value:
         _check_data(fields, value["data"], digest, size)
     return Descriptor(
@@ -366,7 +367,7 @@ def _platform(fields: _Fields, value: Any) -> Mapping[str, Any] | None:
     if not isinstance(value, dict) or not all(
         isinstance(value.get(k), str) for k in ("architecture", "os")
     ):
-        raise fields._invalid(
+        raise fields.invalid(
             "platform", "must be an object with string 'architecture' and 'os'", value
         )
     return MappingProxyType(dict(value))
@@ -381,6 +382,6 @@ def _check_data(fields: _Fields, data: Any, digest: Digest, size: int) -> None:
     except binascii.Error:
         decoded = None
     if decoded is None:
-        raise fields._invalid("data", "must be RFC 4648 base64", data)
+        raise fields.invalid("data", "must be RFC 4648 base64", data)
     if len(decoded) != size or Digest.compute(decoded, digest.algorithm) != digest:
-        raise fields._invalid("data", f"does not match size {size} and digest {digest}", data)
+        raise fields.invalid("data", f"does not match size {size} and digest {digest}", data)

@@ -143,6 +143,12 @@ class Reference:
                 raise NameInvalid(
                     f"invalid registry host {self.registry!r}", detail={"name": self.registry}
                 )
+            if not _looks_like_host(self.registry):
+                raise NameInvalid(
+                    f"registry {self.registry!r} would be read as part of the repository: "
+                    "a host needs a '.' or ':', or must be 'localhost'",
+                    detail={"name": self.registry},
+                )
             full = len(self.registry) + 1 + len(self.repository)
             if full > NAME_MAX_LENGTH:
                 raise NameInvalid(

@@ -1,0 +1,75 @@
+"""The shared suite on the filesystem driver, and what only a filesystem can get wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from oci.digest import Digest
+from storage.base import BlobInfo, BlobStore
+from storage.errors import StorageUnavailable
+from storage.filesystem import FsBlobStore
+from storage.testing import BlobStoreSuite, put
+
+
+class TestFsBlobStore(BlobStoreSuite):
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> FsBlobStore:
+        return FsBlobStore(tmp_path / "store")
+
+    @pytest.fixture
+    def peer(self, store: FsBlobStore) -> FsBlobStore:
+        return FsBlobStore(store.root)
+
+    async def corrupt(self, store: BlobStore, info: BlobInfo) -> None:
+        assert isinstance(store, FsBlobStore)
+        data = store.root / "blobs" / "sha256" / info.sha256.hex[:2] / info.sha256.hex / "data"
+        with data.open("r+b") as file:
+            first = file.read(1)
+            file.seek(0)
+            file.write(bytes([first[0] ^ 1]))
+
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_key_layout(tmp_path: Path) -> None:
+    """The layout drawn in storage/filesystem.py is the one on disk."""
+    store = FsBlobStore(tmp_path)
+    data = b"laid out"
+    info = await put(store, data, expected=Digest.compute(data, "sha512"))
+    sha256, blake3, sha512 = info.sha256.hex, info.blake3.hex, Digest.compute(data, "sha512").hex
+    blob = tmp_path / "blobs" / "sha256" / sha256[:2] / sha256
+    assert (blob / "data").read_bytes() == data
+    assert sorted((blob / "digests").read_text().split()) == [
+        f"blake3:{blake3}",
+        f"sha512:{sha512}",
+    ]
+    for algorithm, hex_ in (("blake3", blake3), ("sha512", sha512)):
+        alias = tmp_path / "blobs" / algorithm / hex_[:2] / hex_
+        assert alias.read_text() == f"sha256:{sha256}\n"
+    assert list((tmp_path / "uploads").iterdir()) == []
+    await store.delete(info.sha256)
+    assert not blob.exists()
+    assert not (tmp_path / "blobs" / "blake3" / blake3[:2] / blake3).exists()
+
+
+async def test_os_errors_become_storage_unavailable(tmp_path: Path) -> None:
+    store = FsBlobStore(tmp_path / "root")
+    info = await put(store, b"soon unreachable")
+    (tmp_path / "root" / "uploads").rmdir()
+    (tmp_path / "root" / "uploads").write_bytes(b"not a directory")
+    with pytest.raises(StorageUnavailable):
+        await store.check()
+    with pytest.raises(StorageUnavailable):
+        await store.upload("blocked")
+    with pytest.raises(StorageUnavailable):
+        [u async for u in store.list_uploads()]
+    assert await store.stat(info.sha256) == info  # reads still work
+
+
+def test_unusable_root_is_storage_unavailable(tmp_path: Path) -> None:
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(StorageUnavailable):
+        FsBlobStore(tmp_path / "file" / "store")
