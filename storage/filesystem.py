@@ -376,8 +376,7 @@ class _FsWriter:
         if len(chunk) < _COALESCE:
             self._pending += chunk
             self.offset += len(chunk)
-            if len(self._pending) >= _COALESCE:
-                await self._flush()
+            pass
             return
         await self._flush()
         await self._feed(chunk)

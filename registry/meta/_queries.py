@@ -26,12 +26,14 @@ from registry.meta.events import (
 from registry.meta.records import BlobRecord, EventRecord, ManifestRecord, UploadRecord
 from registry.meta.tables import (
     blobs,
-    events as events_table,
     manifests,
     repositories,
     repository_blobs,
     tags,
     uploads,
+)
+from registry.meta.tables import (
+    events as events_table,
 )
 
 _BLOB_COLUMNS = {"sha256": blobs.c.sha256, "blake3": blobs.c.blake3, "sha512": blobs.c.sha512}

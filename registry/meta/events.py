@@ -23,19 +23,9 @@ import typing
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-import cbor2  # TEMP until oci.cbor lands
+from oci.cbor import decode_canonical, encode
 from oci.digest import Digest
 from oci.errors import Corruption
-
-
-def encode(value: Any) -> bytes:  # TEMP until oci.cbor lands
-    data: bytes = cbor2.dumps(value, canonical=True)
-    return data
-
-
-def decode_canonical(data: bytes) -> Any:  # TEMP until oci.cbor lands
-    return cbor2.loads(data)
-
 
 __all__ = [
     "EVENT_TYPES",

@@ -31,12 +31,12 @@ def postgres_admin() -> psycopg.Connection[tuple[object, ...]]:
         return psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
         reason = " ".join(str(exc).split())
-        pytest.fail(
-            f"PostgreSQL at {PG_ADMIN_URL} is unreachable ({reason}); the metadata tests "
-            "must run on PostgreSQL too: start it (.ci/run does) or set "
-            "ARTIFACT_STORE_TEST_POSTGRES",
-            pytrace=False,
-        )
+    pytest.fail(
+        f"PostgreSQL at {PG_ADMIN_URL} is unreachable ({reason}); the metadata tests "
+        "must run on PostgreSQL too: start it (.ci/run does) or set "
+        "ARTIFACT_STORE_TEST_POSTGRES",
+        pytrace=False,
+    )
 
 
 @pytest.fixture(

@@ -78,7 +78,7 @@ def test_payload_is_canonical_cbor(event: Event) -> None:
 
 
 def test_every_type_is_covered() -> None:
-    assert EVENT_TYPES == {
+    assert {
         "blob.committed",
         "blob.mounted",
         "blob.unlinked",
@@ -88,7 +88,7 @@ def test_every_type_is_covered() -> None:
         "upload.started",
         "upload.progressed",
         "upload.ended",
-    }
+    } == EVENT_TYPES
 
 
 def test_unknown_type_is_corruption() -> None:
@@ -108,6 +108,16 @@ def test_unknown_type_is_corruption() -> None:
 )
 def test_malformed_payload_is_corruption(payload: bytes) -> None:
     with pytest.raises(Corruption, match="unreadable tag.deleted"):
+        decode("tag.deleted", payload)
+
+
+def test_non_canonical_payload_is_corruption() -> None:
+    # The same map with its keys in insertion order; canonical order puts the
+    # shorter key first (RFC 8949 §4.2.1). One event must have one encoding.
+    payload = cbor2.dumps({"repository": "r", "tag": "t"})
+    assert payload != encode_payload(TagDeleted("r", "t"))
+    assert cbor2.loads(payload) == {"repository": "r", "tag": "t"}
+    with pytest.raises(Corruption, match="non-canonical"):
         decode("tag.deleted", payload)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
@@ -175,7 +176,7 @@ async def test_tailing_readers_never_see_a_gap(store: MetadataStore) -> None:
                 batch = await store.events(after, 1000)
                 assert [r.seq for r in batch] == list(range(after + 1, after + 1 + len(batch)))
                 seen.extend(r.seq for r in batch)
-                await anyio.sleep(0)
+                await anyio.lowlevel.checkpoint()
 
     async with anyio.create_task_group() as group:
         group.start_soon(tail)

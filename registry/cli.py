@@ -1,0 +1,105 @@
+"""The ``artifact-store`` command line."""
+
+from __future__ import annotations
+
+from typing import Annotated, NoReturn
+
+import anyio
+import typer
+
+from oci.errors import RegistryError
+from registry.config import ConfigError, Settings, load_settings
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(help="artifact-store: an OCI-distribution-first registry.", no_args_is_help=True)
+admin = typer.Typer(help="Operator commands.", no_args_is_help=True)
+app.add_typer(admin, name="admin")
+
+ConfigOpt = Annotated[str | None, typer.Option("--config", help="TOML configuration file.")]
+DataDirOpt = Annotated[
+    str | None, typer.Option("--data-dir", help="Data directory (default ./data).")
+]
+DatabaseOpt = Annotated[
+    str | None, typer.Option("--database-url", help="sqlite:///PATH or postgresql://…")
+]
+StorageOpt = Annotated[
+    str | None, typer.Option("--storage-url", help="Directory, file://, memory:// or s3://…")
+]
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"artifact-store: error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _settings(**flags: object) -> Settings:
+    config = flags.pop("config", None)
+    try:
+        return load_settings(flags, config_file=config if isinstance(config, str) else None)
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def serve(
+    listen: Annotated[
+        str | None, typer.Option("--listen", help="HOST:PORT (default 127.0.0.1:5000).")
+    ] = None,
+    data_dir: DataDirOpt = None,
+    database_url: DatabaseOpt = None,
+    storage_url: StorageOpt = None,
+    config: ConfigOpt = None,
+    redirect_blobs: Annotated[
+        bool | None,
+        typer.Option(
+            "--redirect-blobs/--no-redirect-blobs", help="307 blob GETs to presigned URLs."
+        ),
+    ] = None,
+) -> None:
+    """Serve the registry (embedded defaults: SQLite + ./data)."""
+    from registry.server import run
+
+    settings = _settings(
+        listen=listen,
+        data_dir=data_dir,
+        database_url=database_url,
+        storage_url=storage_url,
+        config=config,
+        redirect_blobs=redirect_blobs,
+    )
+    try:
+        run(settings)
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+@admin.command("rebuild-views")
+def rebuild_views(
+    data_dir: DataDirOpt = None, database_url: DatabaseOpt = None, config: ConfigOpt = None
+) -> None:
+    """Replay the event log into empty views."""
+    from registry.meta import MetadataStore
+
+    settings = _settings(data_dir=data_dir, database_url=database_url, config=config)
+
+    async def _run() -> int:
+        store = await MetadataStore.open(settings.resolved_database_url)
+        try:
+            return await store.rebuild_views()
+        finally:
+            await store.close()
+
+    try:
+        count = anyio.run(_run)
+    except RegistryError as exc:
+        _fail(exc.message)
+    typer.echo(f"replayed {count} events into fresh views")
+
+
+def main() -> None:
+    app(prog_name="artifact-store")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Server settings: flags > ARTIFACT_STORE_* environment > TOML file > defaults.
+
+The flag and environment names are an interface operators and scripts use;
+keep them stable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ConfigError", "Settings", "load_settings", "parse_listen"]
+
+
+class ConfigError(ValueError):
+    """Bad configuration; the CLI prints the message as one line and exits non-zero."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    listen: str = "127.0.0.1:5000"
+    data_dir: str = "./data"
+    database_url: str | None = None
+    storage_url: str | None = None
+    # Idle upload sessions older than this are expired and their bytes removed.
+    upload_idle_seconds: float = 3600.0
+    max_manifest_bytes: int = 4 * 1024 * 1024
+    # Answer blob GETs with 307 to a presigned object-store URL where the backend can.
+    redirect_blobs: bool = False
+    redirect_expiry_seconds: float = 300.0
+    nats_url: str | None = None
+    nats_subject: str = "artifact-store.events"
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{Path(self.data_dir).absolute() / 'meta.db'}"
+
+    @property
+    def resolved_storage_url(self) -> str:
+        if self.storage_url:
+            return self.storage_url
+        return str(Path(self.data_dir).absolute() / "blobs")
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kind = _FIELDS[name].type
+    try:
+        if "bool" in str(kind):
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if "float" in str(kind):
+            return float(value)
+        if "int" in str(kind):
+            return int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"invalid value for {name}: {value!r}") from None
+    return None if value is None else str(value)
+
+
+def load_settings(
+    flags: dict[str, Any] | None = None,
+    config_file: str | None = None,
+    environ: dict[str, str] | None = None,
+) -> Settings:
+    """Merge the sources; unknown TOML keys and malformed values raise ConfigError."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    config_file = config_file or env.get("ARTIFACT_STORE_CONFIG")
+    if config_file:
+        try:
+            with open(config_file, "rb") as fh:
+                document = tomllib.load(fh)
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {config_file}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {config_file} is not valid TOML: {exc}") from None
+        for key, value in document.items():
+            name = key.replace("-", "_")
+            if name not in _FIELDS:
+                raise ConfigError(f"unknown setting {key!r} in {config_file}")
+            values[name] = _coerce(name, value)
+    for name in _FIELDS:
+        raw = env.get(f"ARTIFACT_STORE_{name.upper()}")
+        if raw is not None and raw != "":
+            values[name] = _coerce(name, raw)
+    for name, value in (flags or {}).items():
+        if value is not None:
+            values[name] = _coerce(name, value)
+    settings = Settings(**values)
+    parse_listen(settings.listen)
+    return settings
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"--listen must be HOST:PORT, got {listen!r}")
+    return host.strip("[]"), int(port)

@@ -1,0 +1,17 @@
+"""Events out of the registry: the HTTP stream and the NATS JetStream outbox (docs/events.md)."""
+
+from __future__ import annotations
+
+from registry.events.publisher import OutboxPublisher, PublisherSettings, StreamNotDedicated
+from registry.events.view import event_bytes, event_view, rfc3339
+from registry.events.watcher import LogWatcher
+
+__all__ = [
+    "LogWatcher",
+    "OutboxPublisher",
+    "PublisherSettings",
+    "StreamNotDedicated",
+    "event_bytes",
+    "event_view",
+    "rfc3339",
+]

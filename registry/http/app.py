@@ -1,0 +1,72 @@
+"""The Starlette application: /v2/, /health, and the server's background work."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import anyio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from oci.errors import RegistryError
+from registry.config import Settings
+from registry.http.errors import exception_handlers
+from registry.http.v2 import routes as v2_routes
+from registry.service.registry import Registry, expire_uploads, open_registry
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("artifact_store")
+
+
+async def health(request: Request) -> Response:
+    registry: Registry = request.app.state.registry
+    checks: dict[str, str] = {}
+    for name, check in (("database", registry.meta.check), ("storage", registry.blobs.check)):
+        try:
+            await check()
+            checks[name] = "ok"
+        except RegistryError as exc:
+            checks[name] = f"error: {exc.message}"
+    ok = all(value == "ok" for value in checks.values())
+    return JSONResponse({"status": "ok" if ok else "unavailable", **checks}, 200 if ok else 503)
+
+
+async def _expiry_loop(registry: Registry) -> None:
+    interval = max(1.0, min(60.0, registry.settings.upload_idle_seconds / 2))
+    while True:
+        await anyio.sleep(interval)
+        try:
+            await expire_uploads(registry)
+        except RegistryError as exc:
+            log.warning("upload expiry failed: %s", exc)
+
+
+def create_app(settings: Settings, registry: Registry | None = None) -> Starlette:
+    """The ASGI app. With ``registry`` given (tests), the caller owns its lifetime."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            if registry is None:
+                current = await stack.enter_async_context(open_registry(settings))
+            else:
+                current = registry
+            app.state.registry = current
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(_expiry_loop, current)
+                yield
+                tasks.cancel_scope.cancel()
+
+    app = Starlette(
+        routes=[Route("/health", health, methods=["GET"]), *v2_routes],
+        exception_handlers=exception_handlers,
+        lifespan=lifespan,
+    )
+    if registry is not None:
+        app.state.registry = registry
+    return app

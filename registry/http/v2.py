@@ -1,0 +1,376 @@
+"""The OCI Distribution Spec v1.1 endpoints under /v2/.
+
+https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#endpoints
+Handlers parse the request, call the service layer and shape the response.
+They raise spec errors and never build error bodies.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from oci.digest import Digest
+from oci.errors import (
+    DigestInvalid,
+    ManifestTooLarge,
+    NameUnknown,
+    PaginationNumberInvalid,
+    RangeNotSatisfiable,
+)
+from oci.manifest import Descriptor
+from oci.mediatype import OCI_INDEX
+from oci.reference import validate_repository
+from registry.http.errors import API_VERSION_HEADERS
+from registry.http.ranges import parse_range
+from registry.service import blobs, manifests
+from registry.service.registry import Registry
+from registry.service.upload import range_header
+
+__all__ = ["routes"]
+
+ACTOR = "anonymous"
+
+
+def _registry(request: Request) -> Registry:
+    registry: Registry = request.app.state.registry
+    return registry
+
+
+def _name(request: Request) -> str:
+    return validate_repository(request.path_params["name"])
+
+
+def _headers(**extra: str) -> dict[str, str]:
+    return {**API_VERSION_HEADERS, **extra}
+
+
+def _absolute(request: Request, path: str) -> str:
+    # distribution answers with absolute URLs built from the request's Host;
+    # clients resolve relative ones too, but some older ones do not.
+    return str(request.base_url).rstrip("/") + path
+
+
+def _digest_param(request: Request, key: str = "digest") -> Digest | None:
+    value = request.query_params.get(key)
+    return None if value is None else Digest.parse(value)
+
+
+def _pagination(request: Request) -> tuple[int | None, str | None]:
+    raw = request.query_params.get("n")
+    n: int | None = None
+    if raw is not None:
+        if not raw.isdigit() or len(raw) > 9:
+            raise PaginationNumberInvalid(f"n must be a non-negative integer, got {raw!r}")
+        n = int(raw)
+    return n, request.query_params.get("last")
+
+
+def _page(request: Request, items: list[str], n: int | None, key: str) -> Response:
+    headers = _headers()
+    more = n is not None and len(items) > n
+    if n is not None and len(items) > n:
+        items = items[:n]
+    if n and len(items) == n and more:
+        query = urlencode({"n": n, "last": items[-1]})
+        headers["Link"] = f'<{request.url.path}?{query}>; rel="next"'
+    document: dict[str, Any] = {key: items}
+    if key == "tags":
+        document = {"name": request.path_params["name"], "tags": items}
+    return Response(json.dumps(document), 200, headers=headers, media_type="application/json")
+
+
+async def base(request: Request) -> Response:
+    return Response("{}", 200, headers=_headers(), media_type="application/json")
+
+
+async def catalog(request: Request) -> Response:
+    n, last = _pagination(request)
+    names = await _registry(request).meta.catalog(None if n is None else n + 1, last)
+    return _page(request, names, n, "repositories")
+
+
+async def tags_list(request: Request) -> Response:
+    name = _name(request)
+    registry = _registry(request)
+    n, last = _pagination(request)
+    if not await registry.meta.repository_exists(name):
+        raise NameUnknown(f"repository {name} is not known", detail={"name": name})
+    tags = await registry.meta.list_tags(name, None if n is None else n + 1, last)
+    return _page(request, tags, n, "tags")
+
+
+# -- manifests ---------------------------------------------------------------
+
+
+async def get_manifest(request: Request) -> Response:
+    name = _name(request)
+    record = await manifests.get_manifest(
+        _registry(request), name, request.path_params["reference"]
+    )
+    headers = _headers(
+        **{
+            "Docker-Content-Digest": str(record.digest),
+            "ETag": f'"{record.digest}"',
+            "Content-Length": str(record.size),
+        }
+    )
+    body = b"" if request.method == "HEAD" else record.body
+    response = Response(body, 200, headers=headers, media_type=record.media_type)
+    response.headers["Content-Length"] = str(record.size)
+    return response
+
+
+async def _read_capped(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ManifestTooLarge(
+            f"manifest of {declared} bytes exceeds the {limit}-byte limit",
+            detail={"size": int(declared), "limit": limit},
+        )
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise ManifestTooLarge(
+                f"manifest exceeds the {limit}-byte limit", detail={"limit": limit}
+            )
+    return bytes(body)
+
+
+async def put_manifest(request: Request) -> Response:
+    name = _name(request)
+    registry = _registry(request)
+    reference = request.path_params["reference"]
+    body = await _read_capped(request, registry.settings.max_manifest_bytes)
+    digest, manifest = await manifests.put_manifest(
+        registry,
+        name,
+        reference,
+        body,
+        request.headers.get("content-type"),
+        request.query_params.getlist("tag"),
+        actor=ACTOR,
+    )
+    headers = _headers(
+        Location=_absolute(request, f"/v2/{name}/manifests/{digest}"),
+        **{"Docker-Content-Digest": str(digest)},
+    )
+    if manifest.subject is not None:
+        headers["OCI-Subject"] = str(manifest.subject.digest)
+    return Response(b"", 201, headers=headers)
+
+
+async def delete_manifest(request: Request) -> Response:
+    name = _name(request)
+    await manifests.delete_manifest(
+        _registry(request), name, request.path_params["reference"], actor=ACTOR
+    )
+    return Response(b"", 202, headers=_headers())
+
+
+async def referrers(request: Request) -> Response:
+    name = _name(request)
+    subject = Digest.parse(request.path_params["digest"])
+    artifact_type = request.query_params.get("artifactType")
+    found = await manifests.referrers(_registry(request), name, subject, artifact_type)
+    index = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [_descriptor_json(d) for d in found],
+    }
+    headers = _headers()
+    if artifact_type is not None:
+        headers["OCI-Filters-Applied"] = "artifactType"
+    return Response(
+        json.dumps(index, separators=(",", ":")), 200, headers=headers, media_type=OCI_INDEX
+    )
+
+
+def _descriptor_json(descriptor: Descriptor) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "mediaType": descriptor.media_type,
+        "digest": str(descriptor.digest),
+        "size": descriptor.size,
+    }
+    if descriptor.artifact_type:
+        out["artifactType"] = descriptor.artifact_type
+    if descriptor.annotations:
+        out["annotations"] = dict(descriptor.annotations)
+    return out
+
+
+# -- blobs -------------------------------------------------------------------
+
+
+async def get_blob(request: Request) -> Response:
+    name = _name(request)
+    registry = _registry(request)
+    digest = Digest.parse(request.path_params["digest"])
+    blob = await blobs.require_blob(registry, name, digest)
+    headers = _headers(
+        **{
+            "Docker-Content-Digest": str(digest),
+            "ETag": f'"{digest}"',
+            "Accept-Ranges": "bytes",
+        }
+    )
+    size = blob.size
+    if request.method == "HEAD":
+        response = Response(None, 200, headers=headers, media_type="application/octet-stream")
+        response.headers["Content-Length"] = str(size)
+        return response
+    wanted = parse_range(request.headers.get("range"), size)
+    if wanted is None and registry.settings.redirect_blobs:
+        url = await registry.blobs.redirect_url(
+            blob.sha256, registry.settings.redirect_expiry_seconds
+        )
+        if url is not None:
+            return RedirectResponse(
+                url, 307, headers=_headers(**{"Docker-Content-Digest": str(digest)})
+            )
+    if wanted is None:
+        offset, length, status = 0, size, 200
+    else:
+        offset, length = wanted
+        status = 206
+        headers["Content-Range"] = f"bytes {offset}-{offset + length - 1}/{size}"
+    chunks = await registry.blobs.read(blob.sha256, offset, length)
+    headers["Content-Length"] = str(length)
+    return StreamingResponse(chunks, status, headers=headers, media_type="application/octet-stream")
+
+
+async def delete_blob(request: Request) -> Response:
+    name = _name(request)
+    await blobs.unlink(
+        _registry(request), name, Digest.parse(request.path_params["digest"]), actor=ACTOR
+    )
+    return Response(b"", 202, headers=_headers())
+
+
+# -- uploads -----------------------------------------------------------------
+
+
+def _upload_headers(request: Request, name: str, upload_id: str, offset: int) -> dict[str, str]:
+    return _headers(
+        Location=_absolute(request, f"/v2/{name}/blobs/uploads/{quote(upload_id)}"),
+        Range=range_header(offset),
+        **{"Docker-Upload-UUID": upload_id},
+    )
+
+
+def _blob_created(request: Request, name: str, digest: Digest) -> Response:
+    return Response(
+        b"",
+        201,
+        headers=_headers(
+            Location=_absolute(request, f"/v2/{name}/blobs/{digest}"),
+            **{"Docker-Content-Digest": str(digest)},
+        ),
+    )
+
+
+async def start_upload(request: Request) -> Response:
+    name = _name(request)
+    registry = _registry(request)
+    mount = _digest_param(request, "mount")
+    from_repo = request.query_params.get("from")
+    if mount is not None and from_repo is not None:
+        # https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#mounting-a-blob-from-another-repository
+        source = validate_repository(from_repo)
+        if await blobs.mount(registry, name, mount, source, actor=ACTOR) is not None:
+            return _blob_created(request, name, mount)
+    # A mount without `from` is answered with a fresh session: the spec lets a
+    # registry mount from any repository it knows, but doing so would let a
+    # client learn of blobs in repositories it may not read.
+    digest = _digest_param(request)
+    if digest is not None:
+        await blobs.push_monolithic(
+            registry,
+            name,
+            digest,
+            request.stream(),
+            request.headers.get("content-length"),
+            actor=ACTOR,
+        )
+        return _blob_created(request, name, digest)
+    upload_id = await blobs.new_upload(registry, name, actor=ACTOR)
+    headers = _upload_headers(request, name, upload_id, 0)
+    headers["Content-Length"] = "0"
+    return Response(b"", 202, headers=headers)
+
+
+async def upload_status(request: Request) -> Response:
+    name = _name(request)
+    upload = await blobs.get_upload(_registry(request), name, request.path_params["upload"])
+    return Response(None, 204, headers=_upload_headers(request, name, upload.id, upload.offset))
+
+
+async def patch_upload(request: Request) -> Response:
+    name = _name(request)
+    registry = _registry(request)
+    upload = await blobs.get_upload(registry, name, request.path_params["upload"])
+    try:
+        offset = await blobs.append(
+            registry,
+            upload,
+            request.stream(),
+            request.headers.get("content-range"),
+            request.headers.get("content-length"),
+            actor=ACTOR,
+        )
+    except RangeNotSatisfiable as exc:
+        exc.headers.update(_upload_headers(request, name, upload.id, upload.offset))
+        raise
+    return Response(b"", 202, headers=_upload_headers(request, name, upload.id, offset))
+
+
+async def put_upload(request: Request) -> Response:
+    name = _name(request)
+    registry = _registry(request)
+    upload = await blobs.get_upload(registry, name, request.path_params["upload"])
+    digest = _digest_param(request)
+    if digest is None:
+        raise DigestInvalid("the digest query parameter is required to complete an upload")
+    await blobs.finish_upload(
+        registry,
+        upload,
+        digest,
+        request.stream(),
+        request.headers.get("content-range"),
+        request.headers.get("content-length"),
+        actor=ACTOR,
+    )
+    return _blob_created(request, name, digest)
+
+
+async def cancel_upload(request: Request) -> Response:
+    name = _name(request)
+    registry = _registry(request)
+    upload = await blobs.get_upload(registry, name, request.path_params["upload"])
+    await blobs.cancel_upload(registry, upload, actor=ACTOR)
+    return Response(b"", 204, headers=_headers())
+
+
+routes = [
+    Route("/v2/", base, methods=["GET"]),
+    Route("/v2/_catalog", catalog, methods=["GET"]),
+    Route("/v2/{name:path}/tags/list", tags_list, methods=["GET"]),
+    Route("/v2/{name:path}/manifests/{reference}", get_manifest, methods=["GET", "HEAD"]),
+    Route("/v2/{name:path}/manifests/{reference}", put_manifest, methods=["PUT"]),
+    Route("/v2/{name:path}/manifests/{reference}", delete_manifest, methods=["DELETE"]),
+    Route("/v2/{name:path}/referrers/{digest}", referrers, methods=["GET"]),
+    Route("/v2/{name:path}/blobs/uploads/", start_upload, methods=["POST"]),
+    Route("/v2/{name:path}/blobs/uploads", start_upload, methods=["POST"]),
+    Route("/v2/{name:path}/blobs/uploads/{upload}", upload_status, methods=["GET"]),
+    Route("/v2/{name:path}/blobs/uploads/{upload}", patch_upload, methods=["PATCH"]),
+    Route("/v2/{name:path}/blobs/uploads/{upload}", put_upload, methods=["PUT"]),
+    Route("/v2/{name:path}/blobs/uploads/{upload}", cancel_upload, methods=["DELETE"]),
+    Route("/v2/{name:path}/blobs/{digest}", get_blob, methods=["GET", "HEAD"]),
+    Route("/v2/{name:path}/blobs/{digest}", delete_blob, methods=["DELETE"]),
+]

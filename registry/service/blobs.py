@@ -1,0 +1,189 @@
+"""Blob operations: upload sessions, monolithic pushes, mounts, reads, unlinks.
+
+Upload sessions are one mechanism for /v2/ and the native API: the session
+row lives in metadata (so any process can find it), the staged bytes in the
+blob store, and the hash state in whichever process wrote last (the store
+re-hashes the staged prefix when another process picks the session up).
+A blob is recorded in metadata only after the store committed it, so
+metadata never names bytes that are not there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import AsyncIterable, AsyncIterator
+
+from oci.digest import Digest
+from oci.errors import BlobUnknown, BlobUploadUnknown, DigestInvalid, SizeInvalid
+from registry.meta.records import BlobRecord, UploadRecord
+from registry.service.registry import Registry
+from registry.service.upload import plan_chunk
+from storage.base import BlobInfo
+
+__all__ = [
+    "append",
+    "cancel_upload",
+    "finish_upload",
+    "get_upload",
+    "mount",
+    "new_upload",
+    "push_monolithic",
+    "require_blob",
+    "unlink",
+]
+
+# Request bodies arrive in small pieces (tens of KiB); hashing and writing
+# them one by one would cost a thread hop each. Coalesce up to this much.
+_WRITE_CHUNK = 4 * 1024 * 1024
+
+
+async def _coalesce(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    buffer = bytearray()
+    async for chunk in chunks:
+        if not buffer and len(chunk) >= _WRITE_CHUNK:
+            yield chunk
+            continue
+        buffer += chunk
+        if len(buffer) >= _WRITE_CHUNK:
+            yield bytes(buffer)
+            buffer.clear()
+    if buffer:
+        yield bytes(buffer)
+
+
+async def new_upload(registry: Registry, repo: str, *, actor: str) -> str:
+    upload_id = secrets.token_urlsafe(24)
+    writer = await registry.blobs.upload(upload_id)
+    await writer.close()
+    await registry.meta.start_upload(repo, upload_id, actor=actor)
+    return upload_id
+
+
+async def get_upload(registry: Registry, repo: str, upload_id: str) -> UploadRecord:
+    upload = await registry.meta.get_upload(repo, upload_id)
+    if upload is None:
+        raise BlobUploadUnknown(
+            f"upload {upload_id[:80]!r} is unknown to repository {repo}",
+            detail={"upload": upload_id[:80]},
+        )
+    return upload
+
+
+async def append(
+    registry: Registry,
+    upload: UploadRecord,
+    body: AsyncIterable[bytes],
+    content_range: str | None,
+    content_length: str | None,
+    *,
+    actor: str,
+) -> int:
+    """Append a chunk; returns the new offset. A wrong start is 416 and changes nothing."""
+    writer = await registry.blobs.upload(upload.id)
+    try:
+        plan = plan_chunk(writer.offset, content_range, content_length)
+        start = writer.offset
+        async for chunk in _coalesce(body):
+            await writer.write(chunk)
+        offset = writer.offset
+    finally:
+        await writer.close()
+    if plan.length is not None and offset - start != plan.length:
+        raise SizeInvalid(
+            f"chunk held {offset - start} bytes, the request announced {plan.length}",
+            detail={"received": offset - start, "announced": plan.length},
+        )
+    if offset != start:
+        await registry.meta.progress_upload(upload.id, offset, actor=actor)
+    return offset
+
+
+async def finish_upload(
+    registry: Registry,
+    upload: UploadRecord,
+    digest: Digest,
+    body: AsyncIterable[bytes],
+    content_range: str | None,
+    content_length: str | None,
+    *,
+    actor: str,
+) -> BlobInfo:
+    """Append the final chunk (if any), verify the digest, commit and link the blob."""
+    writer = await registry.blobs.upload(upload.id)
+    try:
+        plan = plan_chunk(writer.offset, content_range, content_length)
+        start = writer.offset
+        async for chunk in _coalesce(body):
+            await writer.write(chunk)
+        if plan.length is not None and writer.offset - start != plan.length:
+            raise SizeInvalid(
+                f"chunk held {writer.offset - start} bytes, the request announced {plan.length}"
+            )
+        try:
+            info = await writer.commit(digest)
+        except DigestInvalid:
+            # The store discarded the bytes; the session is over.
+            await registry.meta.end_upload(upload.id, "cancelled", actor=actor)
+            raise
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await writer.close()
+        raise
+    sha512 = digest if digest.algorithm == "sha512" else None
+    await registry.meta.commit_blob(upload.repository, info, actor=actor, sha512=sha512)
+    await registry.meta.end_upload(upload.id, "completed", actor=actor)
+    return info
+
+
+async def push_monolithic(
+    registry: Registry,
+    repo: str,
+    digest: Digest,
+    body: AsyncIterable[bytes],
+    content_length: str | None,
+    *,
+    actor: str,
+) -> BlobInfo:
+    upload_id = await new_upload(registry, repo, actor=actor)
+    upload = await get_upload(registry, repo, upload_id)
+    try:
+        return await finish_upload(
+            registry, upload, digest, body, None, content_length, actor=actor
+        )
+    except BaseException:
+        await cancel_upload(registry, upload, actor=actor, missing_ok=True)
+        raise
+
+
+async def cancel_upload(
+    registry: Registry, upload: UploadRecord, *, actor: str, missing_ok: bool = False
+) -> None:
+    await registry.blobs.discard_upload(upload.id)
+    if await registry.meta.get_upload(upload.repository, upload.id) is None:
+        if missing_ok:
+            return
+        raise BlobUploadUnknown(f"upload {upload.id!r} is over")
+    await registry.meta.end_upload(upload.id, "cancelled", actor=actor)
+
+
+async def mount(
+    registry: Registry, repo: str, digest: Digest, from_repo: str, *, actor: str
+) -> BlobRecord | None:
+    """Link a blob from another repository; None when ``from_repo`` does not hold it."""
+    if from_repo == repo:
+        return await registry.meta.get_blob(repo, digest)
+    return await registry.meta.mount_blob(repo, digest, from_repo, actor=actor)
+
+
+async def require_blob(registry: Registry, repo: str, digest: Digest) -> BlobRecord:
+    blob = await registry.meta.get_blob(repo, digest)
+    if blob is None:
+        raise BlobUnknown(
+            f"blob {digest} is unknown to repository {repo}", detail={"digest": str(digest)}
+        )
+    return blob
+
+
+async def unlink(registry: Registry, repo: str, digest: Digest, *, actor: str) -> None:
+    await registry.meta.unlink_blob(repo, digest, actor=actor)

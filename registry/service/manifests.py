@@ -1,0 +1,91 @@
+"""Manifest operations: push, pull, delete, and the discovery listings."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from oci.digest import Digest
+from oci.errors import DigestInvalid, ManifestUnknown, NameUnknown
+from oci.manifest import Descriptor, Manifest, parse_manifest
+from oci.mediatype import base_type
+from oci.reference import validate_tag
+from registry.meta.records import ManifestRecord
+from registry.service.registry import Registry
+
+__all__ = [
+    "delete_manifest",
+    "get_manifest",
+    "is_digest",
+    "put_manifest",
+    "referrers",
+]
+
+
+def is_digest(reference: str) -> bool:
+    return ":" in reference
+
+
+def _parse_reference(reference: str) -> str:
+    if is_digest(reference):
+        return str(Digest.parse(reference))
+    return validate_tag(reference)
+
+
+async def get_manifest(registry: Registry, repo: str, reference: str) -> ManifestRecord:
+    key = _parse_reference(reference)
+    record = await registry.meta.get_manifest(repo, key)
+    if record is not None:
+        return record
+    if not await registry.meta.repository_exists(repo):
+        raise NameUnknown(f"repository {repo} is not known", detail={"name": repo})
+    raise ManifestUnknown(
+        f"manifest {reference} is unknown to repository {repo}",
+        detail={"reference": reference},
+    )
+
+
+async def put_manifest(
+    registry: Registry,
+    repo: str,
+    reference: str,
+    body: bytes,
+    content_type: str | None,
+    extra_tags: Sequence[str],
+    *,
+    actor: str,
+) -> tuple[Digest, Manifest]:
+    """Validate and store a manifest pushed by tag or by digest (plus ``?tag=`` tags).
+
+    The digest is computed over the exact bytes received; a push by digest
+    must name those bytes (DIGEST_INVALID otherwise).
+    """
+    tags = [validate_tag(tag) for tag in extra_tags]
+    if is_digest(reference):
+        claimed = Digest.parse(reference)
+        digest = Digest.compute(body, claimed.algorithm)
+        if digest != claimed:
+            raise DigestInvalid(
+                f"manifest body has digest {digest}, not {claimed}",
+                detail={"expected": str(claimed), "actual": str(digest)},
+            )
+    else:
+        tags.insert(0, validate_tag(reference))
+        digest = Digest.compute(body)
+    manifest = parse_manifest(body, content_type)
+    media_type = manifest.media_type or base_type(content_type) or ""
+    await registry.meta.put_manifest(repo, digest, manifest, body, media_type, tags, actor=actor)
+    return digest, manifest
+
+
+async def delete_manifest(registry: Registry, repo: str, reference: str, *, actor: str) -> None:
+    """By digest: the manifest and its tags. By tag: only the tag."""
+    if is_digest(reference):
+        await registry.meta.delete_manifest(repo, Digest.parse(reference), actor=actor)
+    else:
+        await registry.meta.delete_tag(repo, validate_tag(reference), actor=actor)
+
+
+async def referrers(
+    registry: Registry, repo: str, subject: Digest, artifact_type: str | None
+) -> list[Descriptor]:
+    return await registry.meta.referrers(repo, subject, artifact_type)
