@@ -56,6 +56,14 @@ def serve(
             "--redirect-blobs/--no-redirect-blobs", help="307 blob GETs to presigned URLs."
         ),
     ] = None,
+    nats_url: Annotated[
+        str | None,
+        typer.Option("--nats-url", help="Publish events to NATS JetStream (nats://host:4222)."),
+    ] = None,
+    nats_subject: Annotated[
+        str | None,
+        typer.Option("--nats-subject", help="Subject prefix (default artifact-store.events)."),
+    ] = None,
 ) -> None:
     """Serve the registry (embedded defaults: SQLite + ./data)."""
     from registry.server import run
@@ -67,6 +75,8 @@ def serve(
         storage_url=storage_url,
         config=config,
         redirect_blobs=redirect_blobs,
+        nats_url=nats_url,
+        nats_subject=nats_subject,
     )
     try:
         run(settings)

@@ -28,9 +28,12 @@ of a crash (a ``digests`` without ``data``, an alias to a missing blob, a
 ``.tmp`` file) is invisible and overwritten by the next commit of those bytes.
 Delete runs in the opposite order: ``data`` goes first.
 
-All blocking calls run in worker threads through ``_io``, which is also the
-one place ``OSError`` becomes ``StorageUnavailable``; a missing file is turned
-into BlobNotFound / UploadNotFound by the caller that expected it.
+All blocking calls run in worker threads through ``_io`` (the write path
+through ``ContentHasher.update``); both turn an escaping ``OSError`` into
+``StorageUnavailable`` (``_unavailable``). A missing file that means "no such
+blob/upload" is turned into BlobNotFound / UploadNotFound inside the call that
+expected it. An alias a crash left behind still names the right bytes, so it
+is harmless if those bytes are committed again.
 """
 
 from __future__ import annotations
@@ -59,6 +62,9 @@ _READ_CHUNK = 1024 * 1024
 # Writes smaller than this are gathered (one memcpy) and hashed and written
 # together: a thread hop per 16 KiB HTTP chunk would cost more than the work.
 _COALESCE = 1024 * 1024
+# Sessions whose hash state this process remembers; past it the oldest is
+# forgotten and, if it is ever resumed, re-hashed.
+_HASH_CACHE_MAX = 4096
 
 
 def _unavailable(exc: OSError) -> StorageUnavailable:
@@ -376,7 +382,8 @@ class _FsWriter:
         if len(chunk) < _COALESCE:
             self._pending += chunk
             self.offset += len(chunk)
-            pass
+            if len(self._pending) >= _COALESCE:
+                await self._flush()
             return
         await self._flush()
         await self._feed(chunk)
@@ -416,10 +423,10 @@ class _FsWriter:
         hashes = await self._release()
         if hashes is not None:
             st = await _io(os.stat, self._store._staged(self.upload_id))
-            self._store._hash_cache[self.upload_id] = (
-                (st.st_size, st.st_mtime_ns, st.st_ino),
-                hashes,
-            )
+            cache = self._store._hash_cache
+            cache[self.upload_id] = ((st.st_size, st.st_mtime_ns, st.st_ino), hashes)
+            if len(cache) > _HASH_CACHE_MAX:  # sessions another replica expired stay here
+                del cache[next(iter(cache))]
 
     async def abort(self) -> None:
         fd, self._fd, self._hashes = self._fd, None, None

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from registry.events.http import EventSource
+from registry.events.lifecycle import WriteNotifier, running_events
 from registry.events.publisher import OutboxPublisher, PublisherSettings, StreamNotDedicated
 from registry.events.view import event_bytes, event_view, rfc3339
 from registry.events.watcher import LogWatcher
 
 __all__ = [
+    "EventSource",
     "LogWatcher",
     "OutboxPublisher",
     "PublisherSettings",
     "StreamNotDedicated",
+    "WriteNotifier",
     "event_bytes",
     "event_view",
     "rfc3339",
+    "running_events",
 ]

@@ -32,7 +32,8 @@ def _arguments() -> argparse.Namespace:
     )
     parser.add_argument(
         "--nats-stream",
-        default=os.environ.get("ARTIFACT_STORE_NATS_STREAM", "ARTIFACT_STORE_EVENTS"),
+        default=os.environ.get("ARTIFACT_STORE_NATS_STREAM") or None,
+        help="stream name (default: the prefix upper-cased, e.g. ARTIFACT_STORE_EVENTS)",
     )
     parser.add_argument("--poll-interval", type=float, default=0.5, help="idle poll, seconds")
     return parser.parse_args()

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from dataclasses import dataclass
 
 import nats
@@ -71,12 +72,18 @@ class PublisherSettings:
     nats_url: str
     # Each event goes to ``<subject_prefix>.<type>``, e.g. artifact-store.events.manifest.put.
     subject_prefix: str = "artifact-store.events"
-    stream: str = "ARTIFACT_STORE_EVENTS"
+    # None: derived from the prefix (artifact-store.events -> ARTIFACT_STORE_EVENTS),
+    # so each prefix gets a stream of its own.
+    stream: str | None = None
     batch: int = 256
     # Seconds; JetStream drops a repeated Nats-Msg-Id seen within this window.
     duplicate_window: float = 120.0
     ack_timeout: float = 5.0
     retry_max: float = 2.0
+
+    @property
+    def stream_name(self) -> str:
+        return self.stream or re.sub(r"[^A-Za-z0-9]", "_", self.subject_prefix).upper()
 
 
 @dataclass(slots=True)
@@ -153,13 +160,13 @@ class OutboxPublisher:
 
     async def _ensure_stream(self, js: JetStreamContext) -> None:
         try:
-            await js.stream_info(self._settings.stream)
+            await js.stream_info(self._settings.stream_name)
             return
         except nats.js.errors.NotFoundError:
             pass
         try:
             await js.add_stream(
-                name=self._settings.stream,
+                name=self._settings.stream_name,
                 subjects=[f"{self._settings.subject_prefix}.>"],
                 duplicate_window=self._settings.duplicate_window,
             )
@@ -170,20 +177,20 @@ class OutboxPublisher:
 
     async def _derive(self, js: JetStreamContext) -> _Cursor:
         """Read the cursor back from the stream: its last message's Nats-Msg-Id."""
-        state = (await js.stream_info(self._settings.stream)).state
+        state = (await js.stream_info(self._settings.stream_name)).state
         if state.messages == 0:
             if state.last_seq:
                 _log.warning(
                     "outbox: stream %s lost its last message; republishing from the first event",
-                    self._settings.stream,
+                    self._settings.stream_name,
                 )
             cursor = _Cursor(0, state.last_seq)
         else:
-            message = await js.get_msg(self._settings.stream, seq=state.last_seq)
+            message = await js.get_msg(self._settings.stream_name, seq=state.last_seq)
             msg_id = (message.headers or {}).get("Nats-Msg-Id", "")
             if not msg_id.isdecimal():
                 raise StreamNotDedicated(
-                    f"stream {self._settings.stream} ends with a message without an event seq"
+                    f"stream {self._settings.stream_name} ends with a message without an event seq"
                 )
             cursor = _Cursor(int(msg_id), state.last_seq)
         self.published = cursor.event_seq
@@ -207,7 +214,7 @@ class OutboxPublisher:
         subject = f"{self._settings.subject_prefix}.{record.type}"
         try:
             ack = await js.publish(
-                subject, event_bytes(record), stream=self._settings.stream, headers=headers
+                subject, event_bytes(record), stream=self._settings.stream_name, headers=headers
             )
         except nats.js.errors.APIError as exc:
             if exc.err_code == _WRONG_LAST_SEQUENCE:

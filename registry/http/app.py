@@ -8,14 +8,18 @@ from collections.abc import AsyncIterator
 
 import anyio
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from oci.errors import RegistryError
 from registry.config import Settings
+from registry.events import WriteNotifier, running_events
+from registry.events.http import routes as event_routes
 from registry.http.errors import exception_handlers
 from registry.http.v2 import routes as v2_routes
+from registry.native.routes import routes as native_routes
 from registry.service.registry import Registry, expire_uploads, open_registry
 
 __all__ = ["create_app"]
@@ -57,14 +61,23 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Starlett
             else:
                 current = registry
             app.state.registry = current
+            app.state.events = await stack.enter_async_context(
+                running_events(current.meta, settings.nats_url, settings.nats_subject)
+            )
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(_expiry_loop, current)
                 yield
                 tasks.cancel_scope.cancel()
 
     app = Starlette(
-        routes=[Route("/health", health, methods=["GET"]), *v2_routes],
+        routes=[
+            Route("/health", health, methods=["GET"]),
+            *v2_routes,
+            *native_routes,
+            *event_routes(lambda request: request.app.state.events),
+        ],
         exception_handlers=exception_handlers,
+        middleware=[Middleware(WriteNotifier)],
         lifespan=lifespan,
     )
     if registry is not None:

@@ -28,7 +28,10 @@ class Namespace:
 @pytest.fixture
 async def namespace() -> AsyncIterator[Namespace]:
     token = secrets.token_hex(6)
-    space = Namespace(stream=f"AS_TEST_{token}", prefix=f"artifact-store-test.{token}")
+    # The stream name the publisher derives from the prefix by default.
+    space = Namespace(
+        stream=f"ARTIFACT_STORE_TEST_{token.upper()}", prefix=f"artifact-store-test.{token}"
+    )
     try:
         yield space
     finally:

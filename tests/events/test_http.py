@@ -33,9 +33,7 @@ async def source(store: MetadataStore) -> AsyncIterator[EventSource]:
 
 @pytest.fixture
 async def client(source: EventSource) -> AsyncIterator[httpx.AsyncClient]:
-    app = Starlette(
-        routes=routes(lambda request: source), exception_handlers=exception_handlers
-    )
+    app = Starlette(routes=routes(lambda request: source), exception_handlers=exception_handlers)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -68,7 +66,12 @@ async def test_events_are_served_with_their_view_and_a_resume_cursor(
     await store.commit_blob("team/app", layer, actor="alice")
     pushed = image(config, [layer])
     await store.put_manifest(
-        "team/app", pushed.digest, pushed.manifest, pushed.body, pushed.media_type, ["v1"],
+        "team/app",
+        pushed.digest,
+        pushed.manifest,
+        pushed.body,
+        pushed.media_type,
+        ["v1"],
         actor="bob",
     )
 
@@ -132,7 +135,11 @@ async def test_filters_select_repository_and_types_and_the_cursor_skips_the_rest
     await store.end_upload("u1", "completed", actor="alice")  # seq 4
     await commit(store, "one/repo", b"3")  # seq 5
 
-    params = [("repository", "two/repo"), ("type", "upload.started"), ("type", "upload.ended")]
+    params: list[tuple[str, str | int | float | bool | None]] = [
+        ("repository", "two/repo"),
+        ("type", "upload.started"),
+        ("type", "upload.ended"),
+    ]
     answer = (await client.get("/api/v1/events", params=params)).json()
     assert [(e["seq"], e["type"]) for e in answer["events"]] == [
         (2, "upload.started"),

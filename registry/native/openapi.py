@@ -1,0 +1,304 @@
+"""The OpenAPI 3.1 description of /api/v1/, served at /api/v1/openapi.json.
+
+Hand-written rather than generated: the routes are plain Starlette handlers,
+and a contract written down separately is one that a schemathesis run can
+hold the code to (tests/native/test_openapi.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["OPENAPI"]
+
+_DIGEST = {"type": "string", "pattern": "^(sha256|blake3):[a-f0-9]{64}$"}
+_NAME = {
+    "name": "name",
+    "in": "path",
+    "required": True,
+    "description": "Repository name of the distribution spec (may contain '/').",
+    "schema": {"type": "string", "pattern": "^[a-z0-9]+(?:[._-][a-z0-9]+)*$"},
+}
+_VERSION = {
+    "name": "version",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$"},
+}
+_UPLOAD = {"name": "upload", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    return {str(s): {"$ref": "#/components/responses/Error"} for s in statuses}
+
+
+_FILE = {
+    "type": "object",
+    "required": ["path", "size", "type", "sha256"],
+    "additionalProperties": False,
+    "properties": {
+        "path": {"type": "string"},
+        "size": {"type": "integer", "minimum": 0},
+        "type": {"type": "string"},
+        "sha256": _DIGEST,
+        "blake3": _DIGEST,
+    },
+}
+_MANIFEST = {
+    "type": "object",
+    "description": "The native manifest (docs/native-manifest.md), JSON representation.",
+    "required": ["v", "name", "version", "files"],
+    "additionalProperties": False,
+    "properties": {
+        "v": {"const": 1},
+        "name": {"type": "string"},
+        "version": {"type": "string"},
+        "files": {"type": "array", "items": _ref("File")},
+        "created": {"type": "string"},
+        "producer": {"type": "string"},
+        "run": {"type": "string"},
+        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+        "links": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["system", "id"],
+                "additionalProperties": False,
+                "properties": {
+                    "system": {"type": "string"},
+                    "id": {"type": "string"},
+                    "url": {"type": "string"},
+                },
+            },
+        },
+        "retention": {
+            "type": "object",
+            "required": ["class"],
+            "additionalProperties": False,
+            "properties": {"class": {"type": "string"}, "until": {"type": "string"}},
+        },
+        "tier": {"enum": ["hot", "warm", "cold", "archive"]},
+        "synth": {"const": True},
+    },
+}
+_ARTIFACT = {
+    "type": "object",
+    "required": ["digest", "manifest"],
+    "properties": {"digest": _DIGEST, "manifest": _ref("Manifest")},
+}
+_UPLOAD_STATE = {
+    "type": "object",
+    "required": ["id", "offset"],
+    "properties": {"id": {"type": "string"}, "offset": {"type": "integer", "minimum": 0}},
+}
+_ERROR = {
+    "type": "object",
+    "required": ["errors"],
+    "properties": {
+        "errors": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "detail": {},
+                },
+            },
+        }
+    },
+}
+
+_upload_ops = {
+    "parameters": [_NAME, _UPLOAD],
+    "get": {
+        "summary": "Upload session status: how many bytes are staged (resume from there).",
+        "responses": {"200": _json(_ref("Upload"), "The session."), **_errors(400, 404)},
+    },
+    "patch": {
+        "summary": "Append a chunk; Content-Range 'START-END' must start at the offset.",
+        "requestBody": {"content": {"application/octet-stream": {"schema": {}}}},
+        "responses": {"200": _json(_ref("Upload"), "New offset."), **_errors(400, 404, 416)},
+    },
+    "put": {
+        "summary": "Append an optional last chunk and commit under the given digest(s).",
+        "parameters": [
+            {"name": "sha256", "in": "query", "schema": _DIGEST},
+            {"name": "blake3", "in": "query", "schema": _DIGEST},
+        ],
+        "requestBody": {"content": {"application/octet-stream": {"schema": {}}}},
+        "responses": {
+            "201": _json(
+                {
+                    "type": "object",
+                    "required": ["sha256", "blake3", "size"],
+                    "properties": {
+                        "sha256": _DIGEST,
+                        "blake3": _DIGEST,
+                        "size": {"type": "integer"},
+                    },
+                },
+                "Committed blob.",
+            ),
+            **_errors(400, 404, 416),
+        },
+    },
+    "delete": {
+        "summary": "Cancel the session and discard its bytes.",
+        "responses": {"204": {"description": "Cancelled."}, **_errors(400, 404)},
+    },
+}
+
+_version_ops = {
+    "parameters": [_NAME, _VERSION],
+    "get": {
+        "summary": "The artifact: JSON by default, canonical CBOR for that Accept.",
+        "responses": {
+            "200": {
+                "description": "The artifact.",
+                "content": {
+                    "application/json": {"schema": _ref("Artifact")},
+                    "application/vnd.artifactstore.manifest.v1+cbor": {"schema": {}},
+                },
+            },
+            **_errors(400, 404),
+        },
+    },
+    "put": {
+        "summary": "Publish a version; every file must be a committed blob of the repository.",
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/vnd.artifactstore.manifest.v1+cbor": {"schema": {}},
+                "application/vnd.artifactstore.manifest.v1+json": {"schema": _ref("Manifest")},
+            },
+        },
+        "responses": {
+            "201": _json(_ref("Artifact"), "Published."),
+            **_errors(400, 404, 405, 413),
+        },
+    },
+    "delete": {
+        "summary": "Untag the version (history keeps it).",
+        "responses": {"204": {"description": "Deleted."}, **_errors(400, 404)},
+    },
+}
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "artifact-store native API", "version": "1"},
+    "paths": {
+        "/api/v1/artifacts/{name}/uploads": {
+            "parameters": [_NAME],
+            "post": {
+                "summary": "Open an upload session (the same mechanism as /v2/ uploads).",
+                "responses": {"201": _json(_ref("Upload"), "Session opened."), **_errors(400)},
+            },
+        },
+        "/api/v1/artifacts/{name}/uploads/{upload}": _upload_ops,
+        "/api/v1/artifacts/{name}/versions": {
+            "parameters": [_NAME],
+            "get": {
+                "summary": "Versions in tag order, filtered by labels (all must match).",
+                "parameters": [
+                    {
+                        "name": "n",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                    },
+                    {"name": "last", "in": "query", "schema": {"type": "string"}},
+                    {
+                        "name": "label",
+                        "in": "query",
+                        "description": "KEY=VALUE, repeatable",
+                        "schema": {"type": "array", "items": {"type": "string"}},
+                        "style": "form",
+                        "explode": True,
+                    },
+                ],  # fmt: skip
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["name", "versions"],
+                            "properties": {
+                                "name": {"type": "string"},
+                                "versions": {"type": "array", "items": _ref("Artifact")},
+                            },
+                        },
+                        "A page; a Link header names the next one.",
+                    ),
+                    **_errors(400, 404),
+                },
+            },
+        },
+        "/api/v1/artifacts/{name}/versions/{version}": _version_ops,
+        "/api/v1/artifacts/{name}/versions/{version}/files/{path}": {
+            "parameters": [
+                _NAME,
+                _VERSION,
+                {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}},
+            ],
+            "get": {
+                "summary": "One file's bytes, streamed; a single Range is honoured.",
+                "responses": {
+                    "200": {"description": "The file.", "content": {"*/*": {"schema": {}}}},
+                    "206": {"description": "A range.", "content": {"*/*": {"schema": {}}}},
+                    **_errors(400, 404, 416),
+                },
+            },
+        },
+        "/api/v1/artifacts/{name}/history": {
+            "parameters": [_NAME],
+            "get": {
+                "summary": "version -> manifest digest as it stood at a time (default now).",
+                "parameters": [
+                    {
+                        "name": "at",
+                        "in": "query",
+                        "schema": {"type": "string", "format": "date-time"},
+                    },
+                    {"name": "version", "in": "query", "schema": _VERSION["schema"]},
+                ],  # fmt: skip
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["name", "at", "versions"],
+                            "properties": {
+                                "name": {"type": "string"},
+                                "at": {"type": "string"},
+                                "versions": {
+                                    "type": "object",
+                                    "additionalProperties": _DIGEST,
+                                },
+                            },
+                        },
+                        "The mapping.",
+                    ),
+                    **_errors(400, 404),
+                },
+            },
+        },
+    },
+    "components": {
+        "schemas": {
+            "File": _FILE,
+            "Manifest": _MANIFEST,
+            "Artifact": _ARTIFACT,
+            "Upload": _UPLOAD_STATE,
+            "Error": _ERROR,
+        },
+        "responses": {"Error": _json(_ref("Error"), "The distribution spec's error envelope.")},
+    },
+}
