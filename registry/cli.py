@@ -9,12 +9,14 @@ import typer
 
 from oci.errors import RegistryError
 from registry.config import ConfigError, Settings, load_settings
+from registry.native.commands import register as register_native
 
 __all__ = ["app", "main"]
 
 app = typer.Typer(help="artifact-store: an OCI-distribution-first registry.", no_args_is_help=True)
 admin = typer.Typer(help="Operator commands.", no_args_is_help=True)
 app.add_typer(admin, name="admin")
+register_native(app)
 
 ConfigOpt = Annotated[str | None, typer.Option("--config", help="TOML configuration file.")]
 DataDirOpt = Annotated[

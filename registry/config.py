@@ -29,11 +29,28 @@ class Settings:
     # Idle upload sessions older than this are expired and their bytes removed.
     upload_idle_seconds: float = 3600.0
     max_manifest_bytes: int = 4 * 1024 * 1024
+    # Referrers per response; a longer list is paginated with a Link header.
+    referrers_page_size: int = 1000
     # Answer blob GETs with 307 to a presigned object-store URL where the backend can.
     redirect_blobs: bool = False
     redirect_expiry_seconds: float = 300.0
     nats_url: str | None = None
     nats_subject: str = "artifact-store.events"
+    # Auth (docs/auth.md): off by default; on, every request is denied unless allowed.
+    auth: bool = False
+    auth_service: str = "artifact-store"
+    auth_issuer: str = "artifact-store"
+    # The token endpoint clients are sent to; default: this server's /token.
+    auth_realm: str | None = None
+    auth_token_ttl_seconds: int = 300
+    # Per-principal request rate (token bucket); 0 turns it off.
+    auth_rate_per_second: float = 0.0
+    auth_rate_burst: int = 100
+    auth_oidc_issuer: str | None = None
+    auth_oidc_audience: str | None = None
+    auth_oidc_username_claim: str = "sub"
+    auth_oidc_tenant_claim: str = "tenant"
+    auth_oidc_roles_claim: str = "roles"
 
     @property
     def resolved_database_url(self) -> str:

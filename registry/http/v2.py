@@ -178,15 +178,24 @@ async def referrers(request: Request) -> Response:
     name = _name(request)
     subject = Digest.parse(request.path_params["digest"])
     artifact_type = request.query_params.get("artifactType")
-    found = await manifests.referrers(_registry(request), name, subject, artifact_type)
+    n, last = _pagination(request)
+    page = await manifests.referrers(_registry(request), name, subject, artifact_type, n, last)
     index = {
         "schemaVersion": 2,
         "mediaType": OCI_INDEX,
-        "manifests": [_descriptor_json(d) for d in found],
+        "manifests": [_descriptor_json(d) for d in page.descriptors],
     }
     headers = _headers()
     if artifact_type is not None:
+        # https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#listing-referrers
         headers["OCI-Filters-Applied"] = "artifactType"
+    if page.next_last is not None:
+        query: dict[str, str] = {"last": page.next_last}
+        if n is not None:
+            query["n"] = str(n)
+        if artifact_type is not None:
+            query["artifactType"] = artifact_type
+        headers["Link"] = f'<{request.url.path}?{urlencode(query)}>; rel="next"'
     return Response(
         json.dumps(index, separators=(",", ":")), 200, headers=headers, media_type=OCI_INDEX
     )

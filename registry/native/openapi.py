@@ -179,13 +179,13 @@ _version_ops = {
         "requestBody": {
             "required": True,
             "content": {
-                "application/vnd.artifactstore.manifest.v1+cbor": {"schema": {}},
+                "application/vnd.artifactstore.manifest.v1+cbor": {"schema": _ref("Manifest")},
                 "application/vnd.artifactstore.manifest.v1+json": {"schema": _ref("Manifest")},
             },
         },
         "responses": {
             "201": _json(_ref("Artifact"), "Published."),
-            **_errors(400, 404, 405, 413),
+            **_errors(400, 404, 405, 413, 415),
         },
     },
     "delete": {
@@ -202,7 +202,7 @@ OPENAPI: dict[str, Any] = {
             "parameters": [_NAME],
             "post": {
                 "summary": "Open an upload session (the same mechanism as /v2/ uploads).",
-                "responses": {"201": _json(_ref("Upload"), "Session opened."), **_errors(400)},
+                "responses": {"201": _json(_ref("Upload"), "Session opened."), **_errors(400, 404)},
             },
         },
         "/api/v1/artifacts/{name}/uploads/{upload}": _upload_ops,

@@ -43,11 +43,12 @@ PREFIX = "/api/v1/artifacts"
 
 
 class _Repository(Convertor[str]):
-    """A repository name, matched lazily so ``.../versions/...`` inside a file path
-    never extends the name (the name grammar forbids no word, so the shortest
-    name that makes the rest of the route match wins)."""
+    """Any text, matched lazily: the name grammar forbids no word, so a file path
+    holding ``/versions/`` must not extend the name, and the shortest name that
+    lets the rest of the route match wins. The handler validates the name, so a
+    malformed one is NAME_INVALID (400) rather than an unknown endpoint."""
 
-    regex = r"[a-z0-9]+(?:[._-][a-z0-9]+|__[a-z0-9]+)*?(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*?"
+    regex = r".+?"
 
     def convert(self, value: str) -> str:
         return value

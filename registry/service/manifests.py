@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from oci.digest import Digest
 from oci.errors import DigestInvalid, ManifestUnknown, NameUnknown
@@ -13,6 +14,7 @@ from registry.meta.records import ManifestRecord
 from registry.service.registry import Registry
 
 __all__ = [
+    "ReferrersPage",
     "delete_manifest",
     "get_manifest",
     "is_digest",
@@ -85,7 +87,35 @@ async def delete_manifest(registry: Registry, repo: str, reference: str, *, acto
         await registry.meta.delete_tag(repo, validate_tag(reference), actor=actor)
 
 
+@dataclass(frozen=True, slots=True)
+class ReferrersPage:
+    descriptors: list[Descriptor]
+    # The digest to pass as ``last`` for the next page; None on the last page.
+    next_last: str | None
+
+
 async def referrers(
-    registry: Registry, repo: str, subject: Digest, artifact_type: str | None
-) -> list[Descriptor]:
-    return await registry.meta.referrers(repo, subject, artifact_type)
+    registry: Registry,
+    repo: str,
+    subject: Digest,
+    artifact_type: str | None,
+    n: int | None = None,
+    last: str | None = None,
+) -> ReferrersPage:
+    """One page of the referrers of ``subject``, in digest order, after ``last``.
+
+    The spec lets a registry paginate the referrers index with a Link header
+    ("the registry MAY ... use the Link header"):
+    https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#listing-referrers
+    A page holds at most ``referrers_page_size`` descriptors, or ``n`` if smaller.
+    """
+    found = await registry.meta.referrers(repo, subject, artifact_type)
+    ordered = sorted(found, key=lambda d: str(d.digest))
+    if last is not None:
+        ordered = [d for d in ordered if str(d.digest) > last]
+    size = registry.settings.referrers_page_size
+    if n is not None:
+        size = min(size, n)
+    page = ordered[:size]
+    more = len(ordered) > len(page) and bool(page)
+    return ReferrersPage(page, str(page[-1].digest) if more else None)

@@ -16,6 +16,7 @@ from tests.http._oci import (
     index,
     push_blob,
     push_image,
+    Pushed,
     push_manifest,
     random_blob,
 )
@@ -80,7 +81,7 @@ async def test_several_accept_header_lines(served: Served) -> None:
 async def test_oci_index_needs_its_children(served: Served) -> None:
     child = await push_image(served.client, REPO)
     missing = random_blob()
-    orphan = index([child, type(child)(missing.digest, missing.data, OCI_MANIFEST)])
+    orphan = index([child, Pushed(missing.digest, missing.data, OCI_MANIFEST)])
     body = json.dumps(orphan).encode()
     response = await served.client.put(
         f"/v2/{REPO}/manifests/multi", content=body, headers={"Content-Type": OCI_INDEX}
@@ -181,10 +182,6 @@ async def test_missing_subject_is_allowed_and_echoed(served: Served) -> None:
     config = Blob(b"{}")
     await push_blob(served.client, REPO, config)
     ghost = random_blob()
-    subject = type("P", (), {})  # placeholder replaced below
-    del subject
-    from tests.http._oci import Pushed
-
     document = image(config, [], subject=Pushed(ghost.digest, ghost.data, OCI_MANIFEST))
     body = json.dumps(document).encode()
     response = await served.client.put(

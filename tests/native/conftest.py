@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+import os
+import subprocess
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ import blake3
 import httpx
 import pytest
 
+from bench.servers import artifact_store, artifact_store_command
 from oci import native
 from registry.config import Settings
 from registry.http.app import create_app
@@ -19,7 +22,7 @@ from registry.service.registry import Registry
 from storage.filesystem import FsBlobStore
 from tests.meta.conftest import UrlFactory, make_url
 
-__all__ = ["api", "make_url", "registry", "upload_blob", "file_entry"]
+__all__ = ["api", "file_entry", "make_url", "registry", "run_cli", "served", "tree", "upload_blob"]
 
 
 @pytest.fixture
@@ -43,7 +46,9 @@ def digests(data: bytes) -> tuple[str, str]:
     return "sha256:" + hashlib.sha256(data).hexdigest(), "blake3:" + blake3.blake3(data).hexdigest()
 
 
-def file_entry(path: str, data: bytes, media_type: str = "application/octet-stream") -> dict[str, Any]:
+def file_entry(
+    path: str, data: bytes, media_type: str = "application/octet-stream"
+) -> dict[str, Any]:
     sha, b3 = digests(data)
     return {"path": path, "size": len(data), "type": media_type, "sha256": sha, "blake3": b3}
 
@@ -67,10 +72,39 @@ async def upload_blob(api: httpx.AsyncClient, name: str, data: bytes, chunk: int
     assert done.status_code == 201, done.text
 
 
-def manifest_json(name: str, version: str, files: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+def manifest_json(
+    name: str, version: str, files: list[dict[str, Any]], **extra: Any
+) -> dict[str, Any]:
     return {"v": 1, "name": name, "version": version, "files": files,
             "created": "2024-05-01T12:34:56Z", **extra}  # fmt: skip
 
 
 def cbor_of(document: dict[str, Any]) -> bytes:
     return native.encode_cbor(native.from_json(document))
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``artifact-store serve`` as a real process (SQLite + fs): what the CLI and oras talk to."""
+    with artifact_store(tmp_path_factory.mktemp("served") / "data") as server:
+        yield server.url
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The installed console script, as a user runs it."""
+    return subprocess.run(
+        [*artifact_store_command(), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
+from typing import Any
 
 import cbor2
 import httpx
@@ -18,7 +20,9 @@ NAME = "team/app"
 CBOR = native.NATIVE_MANIFEST_CBOR
 
 
-async def publish(api: httpx.AsyncClient, version: str, files: dict[str, bytes], **extra: object) -> httpx.Response:
+async def publish(
+    api: httpx.AsyncClient, version: str, files: dict[str, bytes], **extra: object
+) -> httpx.Response:
     for data in files.values():
         await upload_blob(api, NAME, data)
     document = manifest_json(NAME, version, [file_entry(p, d) for p, d in files.items()], **extra)
@@ -36,7 +40,9 @@ async def test_upload_session_resumes_from_status_and_rejects_gaps(api: httpx.As
     await api.patch(location, content=data[:5], headers={"Content-Range": "0-4"})
     status = await api.get(location)
     assert status.json()["offset"] == 5
-    gap = await api.patch(location, content=data[7:], headers={"Content-Range": f"7-{len(data) - 1}"})
+    gap = await api.patch(
+        location, content=data[7:], headers={"Content-Range": f"7-{len(data) - 1}"}
+    )
     assert gap.status_code == 416
     assert gap.json()["errors"][0]["code"] == "BLOB_UPLOAD_INVALID"
     await api.patch(location, content=data[5:], headers={"Content-Range": f"5-{len(data) - 1}"})
@@ -51,7 +57,9 @@ async def test_commit_with_wrong_blake3_links_nothing(api: httpx.AsyncClient) ->
     opened = await api.post(f"/api/v1/artifacts/{NAME}/uploads")
     location = opened.headers["location"]
     sha = "sha256:" + hashlib.sha256(data).hexdigest()
-    r = await api.put(location, content=data, params={"sha256": sha, "blake3": "blake3:" + "0" * 64})
+    r = await api.put(
+        location, content=data, params={"sha256": sha, "blake3": "blake3:" + "0" * 64}
+    )
     assert r.status_code == 400
     assert r.json()["errors"][0]["code"] == "DIGEST_INVALID"
     assert (await api.head(f"/v2/{NAME}/blobs/{sha}")).status_code == 404
@@ -72,7 +80,10 @@ async def test_publish_then_read_as_cbor_json_oci_and_files(api: httpx.AsyncClie
 
     as_json = await api.get(f"/api/v1/artifacts/{NAME}/versions/1.0")
     assert as_json.json()["digest"] == digest
-    assert [f["path"] for f in as_json.json()["manifest"]["files"]] == ["logs/run.log", "result.json"]
+    assert [f["path"] for f in as_json.json()["manifest"]["files"]] == [
+        "logs/run.log",
+        "result.json",
+    ]
     as_cbor = await api.get(f"/api/v1/artifacts/{NAME}/versions/1.0", headers={"Accept": CBOR})
     assert as_cbor.headers["content-type"] == CBOR
     assert native.decode_cbor(as_cbor.content).labels == {"branch": "main"}
@@ -119,7 +130,9 @@ async def test_list_filters_by_label_and_paginates(api: httpx.AsyncClient) -> No
         branch = "main" if i % 2 == 0 else "dev"
         r = await publish(api, f"v{i}", {"f": f"{i}".encode()}, labels={"branch": branch})
         assert r.status_code == 201
-    page = await api.get(f"/api/v1/artifacts/{NAME}/versions", params={"label": "branch=main", "n": 2})
+    page = await api.get(
+        f"/api/v1/artifacts/{NAME}/versions", params={"label": "branch=main", "n": 2}
+    )
     assert [v["version"] for v in page.json()["versions"]] == ["v0", "v2"]
     assert 'rel="next"' in page.headers["link"]
     next_url = page.headers["link"].split(">")[0].lstrip("<")
@@ -155,45 +168,48 @@ def _noncanonical() -> bytes:
     return cbor2.dumps(dict(reversed(list(document.items()))))
 
 
-BAD = {
-    "non-canonical CBOR": (_noncanonical(), CBOR, 400, "MANIFEST_INVALID"),
-    "unknown field": (
-        {**manifest_json(NAME, "bad", [file_entry("x", b"x")]), "colour": "blue"}, None, 400, "MANIFEST_INVALID",
-    ),
-    "missing blob": (manifest_json(NAME, "bad", [file_entry("y", b"never uploaded")]), None, 400, "MANIFEST_BLOB_UNKNOWN"),
-    "dot-dot path": (manifest_json(NAME, "bad", [file_entry("a/../x", b"x")]), None, 400, "MANIFEST_INVALID"),
-    "absolute path": (manifest_json(NAME, "bad", [file_entry("/etc/x", b"x")]), None, 400, "MANIFEST_INVALID"),
-    "NUL in path": (manifest_json(NAME, "bad", [file_entry("x\x00y", b"x")]), None, 400, "MANIFEST_INVALID"),
-    "name mismatch": (manifest_json("other/app", "bad", [file_entry("x", b"x")]), None, 400, "MANIFEST_INVALID"),
-    "size mismatch": (
-        manifest_json(NAME, "bad", [{**file_entry("x", b"x"), "size": 2}]), None, 400, "MANIFEST_INVALID",
-    ),
+JSON = native.NATIVE_MANIFEST_JSON
+X = file_entry("x", b"x")
+
+
+def _j(files: list[dict[str, Any]], name: str = NAME, **extra: Any) -> bytes:
+    return json.dumps(manifest_json(name, "bad", files, **extra)).encode()
+
+
+INVALID = (400, "MANIFEST_INVALID")
+BAD: dict[str, tuple[bytes, str, tuple[int, str]]] = {
+    "non-canonical CBOR": (_noncanonical(), CBOR, INVALID),
+    "unknown field": (_j([X], colour="blue"), JSON, INVALID),
+    "unknown file field": (_j([{**X, "mode": 493}]), JSON, INVALID),
+    "missing blob": (_j([file_entry("y", b"never")]), JSON, (400, "MANIFEST_BLOB_UNKNOWN")),
+    "dot-dot path": (_j([file_entry("a/../x", b"x")]), JSON, INVALID),
+    "absolute path": (_j([file_entry("/etc/x", b"x")]), JSON, INVALID),
+    "NUL in path": (_j([file_entry("x\x00y", b"x")]), JSON, INVALID),
+    "name mismatch": (_j([X], name="other/app"), JSON, INVALID),
+    "size mismatch": (_j([{**X, "size": 2}]), JSON, INVALID),
     "oversized": (
-        manifest_json(NAME, "bad", [file_entry("x", b"x")], labels={"big": "v" * 60000, "big2": "w" * 10000}),
-        None, 413, "SIZE_INVALID",
+        _j([X], labels={"a": "v" * 60000, "b": "w" * 10000}),
+        JSON,
+        (413, "SIZE_INVALID"),
     ),
-    "not a manifest type": (b"{}", "text/plain", 405, "UNSUPPORTED"),
-    "not JSON": (b"{", native.NATIVE_MANIFEST_JSON, 400, "MANIFEST_INVALID"),
-}  # fmt: skip
+    "not a manifest type": (b"{}", "text/plain", (405, "UNSUPPORTED")),
+    "not JSON": (b"{", JSON, INVALID),
+}
 
 
 @pytest.mark.parametrize("case", list(BAD))
 async def test_bad_input_is_a_4xx_and_stores_nothing(api: httpx.AsyncClient, case: str) -> None:
-    body, content_type, status, code = BAD[case]
+    body, content_type, (status, code) = BAD[case]
     await upload_blob(api, NAME, b"x")
-    if isinstance(body, dict):
-        import json
-
-        content = json.dumps(body).encode()
-        content_type = native.NATIVE_MANIFEST_JSON
-    else:
-        content = body
+    blobs_before = await api.get(f"/v2/{NAME}/tags/list")
     r = await api.put(
-        f"/api/v1/artifacts/{NAME}/versions/bad", content=content, headers={"Content-Type": content_type}
+        f"/api/v1/artifacts/{NAME}/versions/bad",
+        content=body,
+        headers={"Content-Type": content_type},
     )
     assert r.status_code == status, r.text
     error = r.json()["errors"][0]
     assert error["code"] == code
     assert error["message"]
-    tags = await api.get(f"/v2/{NAME}/tags/list")
-    assert tags.json()["tags"] == []
+    assert blobs_before.json()["tags"] == []
+    assert (await api.get(f"/v2/{NAME}/tags/list")).json()["tags"] == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import registry.auth.tables  # noqa: F401  (the auth tables share this MetaData)
 from registry.meta.tables import metadata
 
 config = context.config

@@ -1,0 +1,181 @@
+"""AuthMiddleware: authenticate, rate-limit and authorize every request before routing.
+
+Theory of operation. ``scope.classify`` names the resource and action a
+request needs; the Authority turns the Authorization header into a
+principal; the decision below either lets the request through (possibly
+rewritten) or answers with the spec's error envelope, rendered by the http
+layer's one renderer:
+
+- no usable credentials: 401 with the token challenge naming the scope, so
+  docker, skopeo and oras fetch a token and retry;
+  https://github.com/distribution/distribution/blob/main/docs/content/spec/auth/token.md
+- a token that lacks a scope the principal could have: 401 with
+  ``error="insufficient_scope"``, so the client fetches a wider token;
+- a read of another tenant's repository: 404 with the code the route would
+  give for something that does not exist, so the answer is the same whether
+  it exists or not; any other refusal: 403 DENIED;
+- a cross-repository mount from a repository the caller cannot pull: the
+  ``mount``/``from`` parameters are dropped, so the route opens a fresh
+  upload (202), never a mount (201);
+- a blob upload that would take the tenant past its quota: 403 DENIED with
+  a quota detail, before any byte is kept.
+
+The principal is left in ``scope["state"]["principal"]`` for routes that
+filter what they list (the catalog).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from oci.errors import (
+    BlobUnknown,
+    Denied,
+    ManifestUnknown,
+    NameInvalid,
+    NameUnknown,
+    SpecError,
+    Unauthorized,
+)
+from oci.reference import validate_repository
+from registry.auth.authority import Authority
+from registry.auth.endpoint import token_endpoint
+from registry.auth.policy import Principal
+from registry.auth.quota import QuotaGuard
+from registry.auth.scope import Target, challenge, classify, scope_for, tenant_of
+from registry.http.errors import error_response
+
+__all__ = ["AuthMiddleware", "principal_of"]
+
+log = logging.getLogger("artifact_store.auth")
+
+_UNKNOWN: dict[str, type[SpecError]] = {
+    "manifest": ManifestUnknown,
+    "blob": BlobUnknown,
+    "name": NameUnknown,
+}
+
+
+def principal_of(request: Request) -> Principal | None:
+    """The principal the middleware authenticated, or None when auth is off."""
+    found = request.scope.get("state", {}).get("principal")
+    return found if isinstance(found, Principal) else None
+
+
+class AuthMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        authority: Authority = request.app.state.auth
+        try:
+            target = classify(
+                request.method, scope["path"], scope.get("raw_path") or b"", request.query_params
+            )
+            if target.kind == "open":
+                await self.app(scope, receive, send)
+                return
+            if target.kind == "token":
+                response = await token_endpoint(request, authority)
+                await response(scope, receive, send)
+                return
+            header = request.headers.get("authorization")
+            try:
+                principal = await authority.authenticate(header)
+            except Unauthorized as exc:
+                exc.headers.setdefault("WWW-Authenticate", self._challenge(request, target, None))
+                raise
+            client = scope.get("client") or ("unknown", 0)
+            await authority.rate_limit(principal, str(client[0]))
+            await self._authorize(request, authority, principal, target)
+            scope.setdefault("state", {})["principal"] = principal
+            if target.kind == "repository" and target.action == "push":
+                await self._rewrite_mount(scope, request, authority, principal)
+                assert target.repository is not None
+                receive = await QuotaGuard.check(request, authority, target.repository, receive)
+        except SpecError as exc:
+            response = error_response(
+                request, exc.status, exc.code.value, exc.message, exc.detail, exc.headers
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _challenge(self, request: Request, target: Target, error: str | None) -> str:
+        settings = request.app.state.auth.settings
+        realm = settings.auth_realm or str(request.base_url).rstrip("/") + "/token"
+        return challenge(realm, settings.auth_service, scope_for(target), error)
+
+    async def _authorize(
+        self, request: Request, authority: Authority, principal: Principal, target: Target
+    ) -> None:
+        def unauthorized(error: str | None = None) -> Unauthorized:
+            return Unauthorized(
+                "authentication required",
+                headers={"WWW-Authenticate": self._challenge(request, target, error)},
+            )
+
+        if target.kind in ("base", "catalog"):
+            if principal.is_anonymous and principal.token_access is None:
+                raise unauthorized()
+            token = principal.token_access
+            if target.kind == "catalog" and token is not None and "registry:catalog" not in token:
+                raise unauthorized("insufficient_scope")
+            return
+        if target.kind == "usage":
+            if principal.is_global_admin or (
+                principal.tenant == target.tenant and not principal.is_anonymous
+            ):
+                return
+            raise unauthorized() if principal.is_anonymous else Denied("access denied")
+        if target.repository is None:
+            # Registry-wide endpoints (the unfiltered event stream, admin paths).
+            if principal.is_global_admin and principal.token_access is None:
+                return
+            raise unauthorized() if principal.is_anonymous else Denied("access denied")
+        repository = target.repository
+        actions = await authority.permitted(principal, repository)
+        if target.action in actions:
+            return
+        if principal.is_anonymous:
+            raise unauthorized()
+        if principal.token_access is not None:
+            unrestricted = dataclasses.replace(principal, token_access=None)
+            if target.action in await authority.permitted(unrestricted, repository):
+                raise unauthorized("insufficient_scope")
+        foreign = principal.tenant is not None and tenant_of(repository) != principal.tenant
+        if foreign and target.action == "pull":
+            error = _UNKNOWN[target.unknown]
+            raise error(f"{target.unknown} unknown to registry", detail={"name": repository})
+        raise Denied("access denied", detail={"name": repository, "action": target.action})
+
+    async def _rewrite_mount(
+        self, scope: Scope, request: Request, authority: Authority, principal: Principal
+    ) -> None:
+        query = request.query_params
+        source = query.get("from")
+        if request.method != "POST" or "mount" not in query or source is None:
+            return
+        try:
+            validate_repository(source)
+            may_pull = "pull" in await authority.permitted(principal, source)
+        except NameInvalid:
+            may_pull = False
+        if may_pull:
+            return
+        kept: list[Any] = [
+            (k, v)
+            for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"))
+            if k not in ("mount", "from")
+        ]
+        scope["query_string"] = urlencode(kept).encode("latin-1")

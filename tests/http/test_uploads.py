@@ -1,0 +1,241 @@
+"""Blob upload sessions over /v2/: every way a client pushes, and every way it goes wrong."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from oci.digest import Digest
+from registry.config import Settings
+from registry.service.registry import expire_uploads
+from tests.http._oci import error_code, random_blob
+from tests.http.conftest import Served
+
+REPO = "team/app"
+
+
+async def _start(client: httpx.AsyncClient) -> str:
+    response = await client.post(f"/v2/{REPO}/blobs/uploads/")
+    assert response.status_code == 202
+    assert response.headers["Range"] == "0-0"
+    assert response.headers["Docker-Upload-UUID"]
+    location = response.headers["Location"]
+    assert location.startswith("http://")
+    return location
+
+
+async def _content(client: httpx.AsyncClient, digest: Digest) -> bytes:
+    response = await client.get(f"/v2/{REPO}/blobs/{digest}")
+    assert response.status_code == 200
+    return response.content
+
+
+def _staged(served: Served) -> list[Path]:
+    uploads = served.blob_root / "uploads"
+    return [p for p in uploads.iterdir() if p.is_file()] if uploads.exists() else []
+
+
+@pytest.mark.anyio
+async def test_post_then_put(served: Served) -> None:
+    blob = random_blob(5000)
+    location = await _start(served.client)
+    response = await served.client.put(
+        location, params={"digest": str(blob.digest)}, content=blob.data
+    )
+    assert response.status_code == 201
+    assert response.headers["Docker-Content-Digest"] == str(blob.digest)
+    assert response.headers["Location"].endswith(f"/v2/{REPO}/blobs/{blob.digest}")
+    assert await _content(served.client, blob.digest) == blob.data
+    # the session is over
+    assert (await served.client.get(location)).status_code == 404
+
+
+@pytest.mark.anyio
+async def test_monolithic_post(served: Served) -> None:
+    blob = random_blob(5000)
+    response = await served.client.post(
+        f"/v2/{REPO}/blobs/uploads/", params={"digest": str(blob.digest)}, content=blob.data
+    )
+    assert response.status_code == 201
+    assert response.headers["Location"].endswith(f"/v2/{REPO}/blobs/{blob.digest}")
+    assert await _content(served.client, blob.digest) == blob.data
+    assert _staged(served) == []
+
+
+@pytest.mark.anyio
+async def test_chunked_with_content_range_and_a_wrong_offset(served: Served) -> None:
+    blob = random_blob(3000)
+    location = await _start(served.client)
+    response = await served.client.patch(
+        location,
+        content=blob.data[:1000],
+        headers={"Content-Range": "0-999", "Content-Type": "application/octet-stream"},
+    )
+    assert response.status_code == 202
+    assert response.headers["Range"] == "0-999"
+    location = response.headers["Location"]
+
+    # a chunk that does not continue at 1000 is refused and changes nothing
+    response = await served.client.patch(
+        location, content=blob.data[1500:2000], headers={"Content-Range": "1500-1999"}
+    )
+    assert response.status_code == 416
+    assert error_code(response) == "BLOB_UPLOAD_INVALID"
+    assert response.headers["Range"] == "0-999"
+    status = await served.client.get(location)
+    assert status.status_code == 204
+    assert status.headers["Range"] == "0-999"
+
+    response = await served.client.patch(
+        location, content=blob.data[1000:2000], headers={"Content-Range": "1000-1999"}
+    )
+    assert response.status_code == 202
+    assert response.headers["Range"] == "0-1999"
+    response = await served.client.put(
+        response.headers["Location"],
+        params={"digest": str(blob.digest)},
+        content=blob.data[2000:],
+        headers={"Content-Range": "2000-2999"},
+    )
+    assert response.status_code == 201, response.text
+    assert await _content(served.client, blob.digest) == blob.data
+
+
+@pytest.mark.anyio
+async def test_patch_streamed_without_content_range_or_length(served: Served) -> None:
+    blob = random_blob(200_000)
+
+    async def stream(data: bytes) -> AsyncIterator[bytes]:
+        for start in range(0, len(data), 7000):
+            yield data[start : start + 7000]
+
+    location = await _start(served.client)
+    request = served.client.build_request("PATCH", location, content=stream(blob.data[:150_000]))
+    assert "content-length" not in request.headers
+    assert request.headers["transfer-encoding"] == "chunked"
+    response = await served.client.send(request)
+    assert response.status_code == 202
+    assert response.headers["Range"] == "0-149999"
+    response = await served.client.patch(response.headers["Location"], content=blob.data[150_000:])
+    assert response.headers["Range"] == "0-199999"
+    response = await served.client.put(
+        response.headers["Location"], params={"digest": str(blob.digest)}
+    )
+    assert response.status_code == 201
+    assert await _content(served.client, blob.digest) == blob.data
+
+
+@pytest.mark.anyio
+async def test_status_of_a_session(served: Served) -> None:
+    location = await _start(served.client)
+    response = await served.client.get(location)
+    assert response.status_code == 204
+    assert response.headers["Range"] == "0-0"
+    uuid = response.headers["Docker-Upload-UUID"]
+    assert location.endswith(uuid)
+    await served.client.patch(location, content=b"abcde")
+    response = await served.client.get(location)
+    assert response.status_code == 204
+    assert response.headers["Range"] == "0-4"
+    assert response.headers["Location"] == location
+
+
+@pytest.mark.anyio
+async def test_cancel(served: Served) -> None:
+    location = await _start(served.client)
+    await served.client.patch(location, content=b"some bytes")
+    assert _staged(served)
+    response = await served.client.delete(location)
+    assert response.status_code == 204
+    assert _staged(served) == []
+    for method in ("GET", "PATCH", "PUT", "DELETE"):
+        response = await served.client.request(method, location, params={"digest": "sha256:" + "0" * 64})
+        assert response.status_code == 404, method
+        assert error_code(response) == "BLOB_UPLOAD_UNKNOWN"
+
+
+@pytest.mark.anyio
+async def test_unknown_session(served: Served) -> None:
+    response = await served.client.get(f"/v2/{REPO}/blobs/uploads/no-such-session")
+    assert response.status_code == 404
+    assert error_code(response) == "BLOB_UPLOAD_UNKNOWN"
+
+
+@pytest.mark.anyio
+async def test_session_belongs_to_its_repository(served: Served) -> None:
+    location = await _start(served.client)
+    other = location.replace(f"/v2/{REPO}/", "/v2/other/")
+    response = await served.client.get(other)
+    assert response.status_code == 404
+    assert error_code(response) == "BLOB_UPLOAD_UNKNOWN"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=str(tmp_path / "data"), upload_idle_seconds=0.5)
+
+
+@pytest.mark.anyio
+async def test_idle_sessions_expire(served: Served) -> None:
+    import anyio
+
+    location = await _start(served.client)
+    await served.client.patch(location, content=b"staged")
+    assert len(_staged(served)) == 1
+    assert await expire_uploads(served.registry) == 0
+    await anyio.sleep(0.8)
+    assert await expire_uploads(served.registry) == 1
+    assert _staged(served) == []
+    response = await served.client.get(location)
+    assert response.status_code == 404
+    assert error_code(response) == "BLOB_UPLOAD_UNKNOWN"
+    events = await served.registry.meta.events(0, 100, repo=REPO, types=["upload.ended"])
+    assert [getattr(e.event, "reason", None) for e in events] == ["expired"]
+
+
+@pytest.mark.anyio
+async def test_digest_mismatch_keeps_nothing(served: Served) -> None:
+    blob, other = random_blob(), random_blob()
+    location = await _start(served.client)
+    response = await served.client.put(
+        location, params={"digest": str(other.digest)}, content=blob.data
+    )
+    assert response.status_code == 400
+    assert error_code(response) == "DIGEST_INVALID"
+    assert _staged(served) == []
+    for digest in (blob.digest, other.digest):
+        assert (await served.client.head(f"/v2/{REPO}/blobs/{digest}")).status_code == 404
+    assert not (served.blob_root / "blobs" / "sha256" / blob.digest.hex[:2]).exists()
+    response = await served.client.post(
+        f"/v2/{REPO}/blobs/uploads/", params={"digest": str(other.digest)}, content=blob.data
+    )
+    assert response.status_code == 400
+    assert error_code(response) == "DIGEST_INVALID"
+    assert _staged(served) == []
+
+
+@pytest.mark.anyio
+async def test_put_without_digest(served: Served) -> None:
+    location = await _start(served.client)
+    response = await served.client.put(location, content=b"data")
+    assert response.status_code == 400
+    assert error_code(response) == "DIGEST_INVALID"
+
+
+@pytest.mark.anyio
+async def test_sha512_upload(served: Served) -> None:
+    blob = random_blob(4096)
+    digest = Digest.parse("sha512:" + hashlib.sha512(blob.data).hexdigest())
+    location = await _start(served.client)
+    response = await served.client.put(location, params={"digest": str(digest)}, content=blob.data)
+    assert response.status_code == 201, response.text
+    assert response.headers["Docker-Content-Digest"] == str(digest)
+    response = await served.client.get(f"/v2/{REPO}/blobs/{digest}")
+    assert response.status_code == 200
+    assert response.content == blob.data
+    assert response.headers["Docker-Content-Digest"] == str(digest)
+    assert await _content(served.client, blob.digest) == blob.data
