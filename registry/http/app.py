@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from oci.errors import RegistryError
+from registry.auth import AuthMiddleware, Authority, open_authority
 from registry.config import Settings
 from registry.events import WriteNotifier, running_events
 from registry.events.http import routes as event_routes
@@ -50,8 +51,10 @@ async def _expiry_loop(registry: Registry) -> None:
             log.warning("upload expiry failed: %s", exc)
 
 
-def create_app(settings: Settings, registry: Registry | None = None) -> Starlette:
-    """The ASGI app. With ``registry`` given (tests), the caller owns its lifetime."""
+def create_app(
+    settings: Settings, registry: Registry | None = None, auth: Authority | None = None
+) -> Starlette:
+    """The ASGI app. With ``registry`` or ``auth`` given (tests), the caller owns their lifetime."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -61,6 +64,8 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Starlett
             else:
                 current = registry
             app.state.registry = current
+            if settings.auth and auth is None:
+                app.state.auth = await stack.enter_async_context(open_authority(settings))
             app.state.events = await stack.enter_async_context(
                 running_events(current.meta, settings.nats_url, settings.nats_subject)
             )
@@ -77,9 +82,14 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Starlett
             *event_routes(lambda request: request.app.state.events),
         ],
         exception_handlers=exception_handlers,
-        middleware=[Middleware(WriteNotifier)],
+        middleware=[
+            *([Middleware(AuthMiddleware)] if settings.auth else []),
+            Middleware(WriteNotifier),
+        ],
         lifespan=lifespan,
     )
     if registry is not None:
         app.state.registry = registry
+    if auth is not None:
+        app.state.auth = auth
     return app

@@ -26,6 +26,8 @@ from oci.errors import (
 from oci.manifest import Descriptor
 from oci.mediatype import OCI_INDEX
 from oci.reference import validate_repository
+from registry.auth.catalog import visible_catalog
+from registry.auth.middleware import principal_of
 from registry.http.errors import API_VERSION_HEADERS
 from registry.http.ranges import parse_range
 from registry.service import blobs, manifests
@@ -91,7 +93,13 @@ async def base(request: Request) -> Response:
 
 async def catalog(request: Request) -> Response:
     n, last = _pagination(request)
-    names = await _registry(request).meta.catalog(None if n is None else n + 1, last)
+    limit = None if n is None else n + 1
+    principal = principal_of(request)
+    if principal is None:
+        names = await _registry(request).meta.catalog(limit, last)
+    else:
+        meta = _registry(request).meta
+        names = await visible_catalog(request.app.state.auth, principal, meta, limit, last)
     return _page(request, names, n, "repositories")
 
 

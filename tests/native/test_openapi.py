@@ -42,5 +42,5 @@ CHECKS = [
     suppress_health_check=list(hypothesis.HealthCheck),
     derandomize=True,
 )
-def test_api_conforms(case: schemathesis.Case, served: str)  # type: ignore[type-arg] -> None:
+def test_api_conforms(case: schemathesis.Case[Any], served: str) -> None:
     case.call_and_validate(base_url=served, checks=CHECKS)

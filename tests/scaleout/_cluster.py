@@ -89,16 +89,17 @@ def _stop(server: Server) -> None:
 
 @contextlib.contextmanager
 def started(
-    workdir: Path, database_url: str, storage_url: str, count: int, *extra: str
+    workdir: Path, database_url: str, storage_url: str, *flags: tuple[str, ...]
 ) -> Iterator[list[Server]]:
-    """``count`` processes on the same database and bucket, launched together.
+    """One process per entry of ``flags`` (its extra serve flags), on the same database
+    and bucket, launched together.
 
     They start concurrently (Python start-up dominates); all are stopped on exit,
     the ones a test killed included.
     """
     servers: list[Server] = []
     try:
-        for i in range(count):
+        for i, extra in enumerate(flags):
             servers.append(_launch(workdir / f"p{i}", database_url, storage_url, extra))
         for server in servers:
             _wait_ready(server)

@@ -50,7 +50,7 @@ def pair(
     tmp_path_factory: pytest.TempPathFactory, database_url: str, bucket_url: str
 ) -> Iterator[tuple[Server, Server]]:
     """Replicas A and B: same database, same bucket, blob redirects off (the default)."""
-    with started(tmp_path_factory.mktemp("pair"), database_url, bucket_url, 2) as (a, b):
+    with started(tmp_path_factory.mktemp("pair"), database_url, bucket_url, (), ()) as (a, b):
         yield a, b
 
 

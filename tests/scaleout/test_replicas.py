@@ -12,11 +12,9 @@ import asyncio
 import hashlib
 import json
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import anyio
 import httpx
 import pytest
 
@@ -148,18 +146,18 @@ async def test_concurrent_pushes_of_one_blob_and_manifest_through_both_replicas(
     body = json.dumps(document, separators=(",", ":")).encode()
     clients = [httpx.AsyncClient(base_url=s.url, timeout=120) for s in pair]
     try:
-        for round_ in range(3):
+        for round_ in range(2):
             statuses = await asyncio.gather(
                 *(
                     clients[i % 2].post(
                         f"/v2/{repo}/blobs/uploads/", params={"digest": str(b.digest)},
                         content=b.data,
                     )
-                    for i in range(8)
+                    for i in range(6)
                     for b in (config, layer)
                 )
             )  # fmt: skip
-            assert [r.status_code for r in statuses] == [201] * 16, [r.text for r in statuses]
+            assert [r.status_code for r in statuses] == [201] * 12, [r.text for r in statuses]
             tags = [f"r{round_}", "shared"]
             puts = await asyncio.gather(
                 *(
@@ -172,7 +170,7 @@ async def test_concurrent_pushes_of_one_blob_and_manifest_through_both_replicas(
             )  # fmt: skip
             assert [r.status_code for r in puts] == [201] * 8, [r.text for r in puts]
         listed = [(await c.get(f"/v2/{repo}/tags/list")).json()["tags"] for c in clients]
-        assert sorted(listed[0]) == sorted(listed[1]) == ["r0", "r1", "r2", "shared"]
+        assert sorted(listed[0]) == sorted(listed[1]) == ["r0", "r1", "shared"]
         digests = {await _digest_of(c, repo, t) for c in clients for t in listed[0]}
         assert digests == {str(Digest.compute(body))}
     finally:
@@ -184,14 +182,6 @@ async def test_concurrent_pushes_of_one_blob_and_manifest_through_both_replicas(
     assert [u async for u in store.list_uploads()] == [], "a racing push left staged bytes"
 
 
-async def _slow_body(data: bytes, reached: anyio.Event) -> AsyncIterator[bytes]:
-    """Half the chunk at once, then the other half never: the sender dies mid-request."""
-    yield data[: len(data) // 2]
-    reached.set()
-    await anyio.sleep(3600)
-    yield data[len(data) // 2 :]
-
-
 async def test_upload_survives_sigkill_of_the_replica_that_started_it(
     tmp_path: Path, database_url: str, bucket_url: str, pair: tuple[Server, Server], repo: str
 ) -> None:
@@ -199,7 +189,7 @@ async def test_upload_survives_sigkill_of_the_replica_that_started_it(
     first = [os.urandom(n) for n in (8 * MiB, 2 * MiB)]
     rest = os.urandom(6 * MiB)
     digest = Digest.compute(b"".join([*first, rest]))
-    with started(tmp_path, database_url, bucket_url, 1) as (doomed,):
+    with started(tmp_path, database_url, bucket_url, ()) as (doomed,):
         async with httpx.AsyncClient(base_url=doomed.url, timeout=60) as on_doomed:
             response = await on_doomed.post(f"/v2/{repo}/blobs/uploads/")
             location, offset = _path(response.headers["Location"]), 0
