@@ -109,6 +109,31 @@ def rebuild_views(
     typer.echo(f"replayed {count} events into fresh views")
 
 
+@admin.command("copy-storage")
+def copy_storage(
+    from_url: Annotated[str, typer.Option("--from", help="Source storage URL.")],
+    to_url: Annotated[str, typer.Option("--to", help="Destination storage URL.")],
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Blobs copied at once.")] = 4,
+) -> None:
+    """Copy every blob to another backend, verified; rerun to resume or catch up."""
+    from registry.admin.console import copy_storage as run_copy
+
+    try:
+        report = anyio.run(lambda: run_copy(from_url, to_url, jobs=jobs))
+    except ValueError as exc:
+        _fail(str(exc))
+    except RegistryError as exc:
+        _fail(exc.message)
+    typer.echo(
+        f"copied {report.copied} blobs ({report.bytes_copied} bytes), skipped {report.skipped} "
+        f"already present, {report.vanished} vanished, {len(report.failed)} failed"
+    )
+    for digest, reason in report.failed:
+        typer.echo(f"failed {digest}: {reason}", err=True)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app(prog_name="artifact-store")
 

@@ -37,7 +37,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from oci.errors import (
     BlobUnknown,
     Denied,
-    ManifestUnknown,
     NameInvalid,
     NameUnknown,
     SpecError,
@@ -54,12 +53,6 @@ from registry.http.errors import error_response
 __all__ = ["AuthMiddleware", "principal_of"]
 
 log = logging.getLogger("artifact_store.auth")
-
-_UNKNOWN: dict[str, type[SpecError]] = {
-    "manifest": ManifestUnknown,
-    "blob": BlobUnknown,
-    "name": NameUnknown,
-}
 
 
 def principal_of(request: Request) -> Principal | None:
@@ -155,8 +148,14 @@ class AuthMiddleware:
                 raise unauthorized("insufficient_scope")
         foreign = principal.tenant is not None and tenant_of(repository) != principal.tenant
         if foreign and target.action == "pull":
-            error = _UNKNOWN[target.unknown]
-            raise error(f"{target.unknown} unknown to registry", detail={"name": repository})
+            # Decided before routing, so the answer cannot depend on what exists.
+            if target.unknown == "blob":
+                digest = request.url.path.rpartition("/")[2][:150]
+                raise BlobUnknown(
+                    f"blob {digest} is unknown to repository {repository}",
+                    detail={"digest": digest},
+                )
+            raise NameUnknown(f"repository {repository} is not known", detail={"name": repository})
         raise Denied("access denied", detail={"name": repository, "action": target.action})
 
     async def _rewrite_mount(

@@ -1,8 +1,13 @@
 """HTTP Range requests on blobs (RFC 9110 §14).
 
-One byte range per request is served; a header naming several ranges, or one
-we cannot parse, is ignored and the whole blob is sent, as RFC 9110 §14.2
-allows ("A server MAY ignore the Range header field").
+One byte range per request is served. A header in another unit, or naming
+several ranges, is ignored and the whole blob is sent, as RFC 9110 §14.2
+allows ("A server MAY ignore the Range header field"; a range unit it does
+not understand it MUST ignore). A ``bytes=`` header that is not a valid
+ranges-specifier (``bytes=abc``, ``bytes=5-2``) is rejected with 416 and
+``Content-Range: bytes */size``, which §14.2 also allows ("MAY ignore or
+reject ... an invalid ranges-specifier"): a client that sent it has a bug it
+should hear about. https://www.rfc-editor.org/rfc/rfc9110#section-14.2
 """
 
 from __future__ import annotations
@@ -13,19 +18,21 @@ from oci.errors import RangeNotSatisfiable
 
 __all__ = ["parse_range"]
 
-_RANGE = re.compile(r"bytes=(\d{0,19})-(\d{0,19})")
+_RANGE = re.compile(r"bytes=(\d{0,19})-(\d{0,19})", re.IGNORECASE)
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     """(offset, length) of the one range ``header`` asks for; None for the whole blob."""
     if header is None:
         return None
-    match = _RANGE.fullmatch(header.strip().replace(" ", ""))
-    if match is None:
+    spec = header.strip().replace(" ", "")
+    unit, sep, ranges = spec.partition("=")
+    if not sep or unit.lower() != "bytes" or "," in ranges:
         return None
+    match = _RANGE.fullmatch(spec)
+    if match is None or not (match.group(1) or match.group(2)):
+        raise _unsatisfiable(header, size, "is not a valid byte range")
     first, last = match.group(1), match.group(2)
-    if not first and not last:
-        return None
     if not first:  # suffix range: the last N bytes
         length = min(int(last), size)
         if length == 0:
@@ -34,15 +41,17 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     start = int(first)
     end = size - 1 if not last else min(int(last), size - 1)
     if last and int(last) < start:
-        return None  # invalid range: ignored
+        raise _unsatisfiable(header, size, "ends before it starts")
     if start >= size:
         raise _unsatisfiable(header, size)
     return start, end - start + 1
 
 
-def _unsatisfiable(header: str, size: int) -> RangeNotSatisfiable:
+def _unsatisfiable(
+    header: str, size: int, why: str = "lies outside the blob"
+) -> RangeNotSatisfiable:
     return RangeNotSatisfiable(
-        f"range {header!r} lies outside the blob of {size} bytes",
+        f"range {header!r} {why} ({size} bytes)",
         detail={"range": header, "size": size},
         headers={"Content-Range": f"bytes */{size}"},
     )

@@ -19,6 +19,7 @@ from oci.digest import Digest
 from oci.errors import (
     DigestInvalid,
     ManifestTooLarge,
+    NameInvalid,
     NameUnknown,
     PaginationNumberInvalid,
     RangeNotSatisfiable,
@@ -45,7 +46,16 @@ def _registry(request: Request) -> Registry:
 
 
 def _name(request: Request) -> str:
-    return validate_repository(request.path_params["name"])
+    name: str = request.path_params["name"]
+    raw = request.scope.get("raw_path") or b""
+    if b"%2f" in raw.lower():
+        # Routing runs on the decoded path, so "a%2Fb" would silently become
+        # "a/b": a name in which a "/" is not a component separator is not a
+        # valid repository name.
+        raise NameInvalid(
+            "repository names may not contain an encoded '/' (%2F)", detail={"name": name}
+        )
+    return validate_repository(name)
 
 
 def _headers(**extra: str) -> dict[str, str]:

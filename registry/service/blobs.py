@@ -14,12 +14,14 @@ import contextlib
 import secrets
 from collections.abc import AsyncIterable, AsyncIterator
 
+import anyio
+
 from oci.digest import Digest
 from oci.errors import BlobUnknown, BlobUploadUnknown, DigestInvalid, SizeInvalid
 from registry.meta.records import BlobRecord, UploadRecord
 from registry.service.registry import Registry
 from registry.service.upload import plan_chunk
-from storage.base import BlobInfo
+from storage.base import BlobInfo, BlobWriter
 
 __all__ = [
     "append",
@@ -70,6 +72,38 @@ async def get_upload(registry: Registry, repo: str, upload_id: str) -> UploadRec
     return upload
 
 
+async def _write_chunk(
+    registry: Registry,
+    upload: UploadRecord,
+    writer: BlobWriter,
+    body: AsyncIterable[bytes],
+    announced: int | None,
+    *,
+    actor: str,
+) -> None:
+    """Stream ``body`` into ``writer``; the session's recorded offset follows the staged bytes.
+
+    Whatever arrived stays staged even when the chunk turns out short, long
+    or cut off, and the metadata offset is moved to match, so a client that
+    asks for the upload's status (GET, ``Range``) resumes from the truth:
+    https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#pushing-a-blob-in-chunks
+    """
+    start = writer.offset
+    try:
+        async for chunk in _coalesce(body):
+            await writer.write(chunk)
+    finally:
+        if writer.offset != start:
+            with anyio.CancelScope(shield=True):
+                await registry.meta.progress_upload(upload.id, writer.offset, actor=actor)
+    received = writer.offset - start
+    if announced is not None and received != announced:
+        raise SizeInvalid(
+            f"chunk held {received} bytes, the request announced {announced}",
+            detail={"received": received, "announced": announced},
+        )
+
+
 async def append(
     registry: Registry,
     upload: UploadRecord,
@@ -83,20 +117,10 @@ async def append(
     writer = await registry.blobs.upload(upload.id)
     try:
         plan = plan_chunk(writer.offset, content_range, content_length)
-        start = writer.offset
-        async for chunk in _coalesce(body):
-            await writer.write(chunk)
-        offset = writer.offset
+        await _write_chunk(registry, upload, writer, body, plan.length, actor=actor)
+        return writer.offset
     finally:
         await writer.close()
-    if plan.length is not None and offset - start != plan.length:
-        raise SizeInvalid(
-            f"chunk held {offset - start} bytes, the request announced {plan.length}",
-            detail={"received": offset - start, "announced": plan.length},
-        )
-    if offset != start:
-        await registry.meta.progress_upload(upload.id, offset, actor=actor)
-    return offset
 
 
 async def finish_upload(
@@ -113,13 +137,7 @@ async def finish_upload(
     writer = await registry.blobs.upload(upload.id)
     try:
         plan = plan_chunk(writer.offset, content_range, content_length)
-        start = writer.offset
-        async for chunk in _coalesce(body):
-            await writer.write(chunk)
-        if plan.length is not None and writer.offset - start != plan.length:
-            raise SizeInvalid(
-                f"chunk held {writer.offset - start} bytes, the request announced {plan.length}"
-            )
+        await _write_chunk(registry, upload, writer, body, plan.length, actor=actor)
         try:
             info = await writer.commit(digest)
         except DigestInvalid:

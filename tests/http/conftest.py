@@ -55,9 +55,7 @@ async def registry_app(
 
 
 @pytest.fixture
-async def served(
-    registry_app: tuple[Starlette, Registry], tmp_path: Path
-) -> AsyncIterator[Served]:
+async def served(registry_app: tuple[Starlette, Registry], tmp_path: Path) -> AsyncIterator[Served]:
     app, registry = registry_app
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:

@@ -56,9 +56,7 @@ async def test_ranges(
 ) -> None:
     blob = random_blob(100)
     await push_blob(served.client, REPO, blob)
-    response = await served.client.get(
-        f"/v2/{REPO}/blobs/{blob.digest}", headers={"Range": header}
-    )
+    response = await served.client.get(f"/v2/{REPO}/blobs/{blob.digest}", headers={"Range": header})
     assert response.status_code == status, response.text
     if expected is None:
         assert response.headers["Content-Range"] == "bytes */100"

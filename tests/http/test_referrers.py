@@ -19,9 +19,7 @@ SBOM = "application/vnd.example.sbom+json"
 SIG = "application/vnd.example.signature"
 
 
-async def _refer(
-    served: Served, subject: Pushed, artifact_type: str, note: str = ""
-) -> Pushed:
+async def _refer(served: Served, subject: Pushed, artifact_type: str, note: str = "") -> Pushed:
     empty = Blob(b"{}")
     await push_blob(served.client, REPO, empty)
     document = image(
@@ -115,7 +113,9 @@ async def test_cosign_tag_schema_fallback(served: Served) -> None:
     tags = (await served.client.get(f"/v2/{REPO}/tags/list")).json()["tags"]
     assert tags == [tag, "v1"]
     for suffix in (".att", ".sbom"):
-        await push_manifest(served.client, REPO, tag.replace(".sig", suffix), json.loads(signature.body))
+        await push_manifest(
+            served.client, REPO, tag.replace(".sig", suffix), json.loads(signature.body)
+        )
 
 
 @pytest.fixture

@@ -153,7 +153,9 @@ async def test_cancel(served: Served) -> None:
     assert response.status_code == 204
     assert _staged(served) == []
     for method in ("GET", "PATCH", "PUT", "DELETE"):
-        response = await served.client.request(method, location, params={"digest": "sha256:" + "0" * 64})
+        response = await served.client.request(
+            method, location, params={"digest": "sha256:" + "0" * 64}
+        )
         assert response.status_code == 404, method
         assert error_code(response) == "BLOB_UPLOAD_UNKNOWN"
 

@@ -18,10 +18,10 @@ import pytest
 from psycopg import sql
 
 from tests.meta.conftest import PG_ADMIN_URL, postgres_admin
-from tests.s3.conftest import s3_url, with_prefix
+from tests.s3.conftest import s3_store, s3_store_url, s3_url, with_prefix
 from tests.scaleout._cluster import Server, started
 
-__all__ = ["s3_url"]  # the session's SeaweedFS, re-exported as a fixture here
+__all__ = ["s3_store", "s3_store_url", "s3_url"]  # the S3 tests' fixtures, on the same SeaweedFS
 
 
 @pytest.fixture(scope="module")

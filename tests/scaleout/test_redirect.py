@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import anyio
 import httpx
 import oras.client
 import pytest
@@ -47,8 +48,6 @@ def pushed(replicas: tuple[Server, Server]) -> tuple[str, Blob]:
     async def push() -> None:
         async with httpx.AsyncClient(base_url=replicas[1].url, timeout=60) as client:
             await push_blob(client, repo, blob)
-
-    import anyio
 
     anyio.run(push)
     return repo, blob

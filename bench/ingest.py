@@ -1,0 +1,82 @@
+"""Ingest benchmark: the CLI pushing and pulling (1) 1,000 small files, (2) one large file.
+
+Runs ``artifact-store serve`` as a subprocess (SQLite + a local directory)
+and times ``artifact-store push`` / ``pull`` as a user runs them, including
+hashing on the client. Usage::
+
+    python -m bench.ingest [--small-files 1000] [--large-gib 2] [--workers 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from bench.servers import artifact_store, artifact_store_command
+
+MIB = 1024 * 1024
+
+
+def _cli(*args: str, env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    subprocess.run([*artifact_store_command(), *args], check=True, env=env,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    return time.perf_counter() - start
+
+
+def _small(root: Path, count: int) -> int:
+    total = 0
+    for i in range(count):
+        path = root / f"d{i % 20:02d}" / f"f{i:05d}.bin"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = os.urandom(1024 + (i * 37) % 8192)
+        path.write_bytes(data)
+        total += len(data)
+    return total
+
+
+def _large(root: Path, size: int) -> int:
+    root.mkdir(parents=True)
+    with (root / "large.bin").open("wb") as fh:
+        left = size
+        while left:
+            n = min(left, 16 * MIB)
+            fh.write(os.urandom(n))
+            left -= n
+    return size
+
+
+def _case(name: str, src: Path, total: int, server: str, work: Path, workers: int) -> None:
+    env = {**os.environ, "ARTIFACT_STORE_SERVER": server, "XDG_CACHE_HOME": str(work / "cache")}
+    w = str(workers)
+    push = _cli("push", str(src), f"bench/{name}:1", "--workers", w, env=env)
+    again = _cli("push", str(src), f"bench/{name}:1", "--workers", w, env=env)
+    pull = _cli("pull", f"bench/{name}:1", str(work / f"out-{name}"), "--workers", w, env=env)
+    mib = total / MIB
+    print(f"{name:>6}: {mib:9.1f} MiB | push {push:6.2f} s ({mib / push:7.1f} MiB/s) | "
+          f"re-push (all skipped) {again:5.2f} s | pull {pull:6.2f} s ({mib / pull:7.1f} MiB/s)")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small-files", type=int, default=1000)
+    parser.add_argument("--large-gib", type=float, default=2.0)
+    parser.add_argument("--workers", type=int, default=4)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="ingest-") as tmp:
+        work = Path(tmp)
+        with artifact_store(work / "data") as server:
+            if args.small_files:
+                total = _small(work / "small", args.small_files)
+                _case("small", work / "small", total, server.url, work, args.workers)
+            if args.large_gib:
+                total = _large(work / "large", int(args.large_gib * 1024 * MIB))
+                _case("large", work / "large", total, server.url, work, args.workers)
+
+
+if __name__ == "__main__":
+    main()
