@@ -8,6 +8,7 @@ import anyio
 import typer
 
 from oci.errors import RegistryError
+from registry.auth.commands import register as register_auth_commands
 from registry.config import ConfigError, Settings, load_settings
 from registry.native.commands import register as register_native
 
@@ -66,10 +67,12 @@ def serve(
         str | None,
         typer.Option("--nats-subject", help="Subject prefix (default artifact-store.events)."),
     ] = None,
+    auth: Annotated[
+        bool | None,
+        typer.Option("--auth/--no-auth", help="Require authentication (docs/auth.md)."),
+    ] = None,
 ) -> None:
     """Serve the registry (embedded defaults: SQLite + ./data)."""
-    from registry.server import run
-
     settings = _settings(
         listen=listen,
         data_dir=data_dir,
@@ -79,7 +82,12 @@ def serve(
         redirect_blobs=redirect_blobs,
         nats_url=nats_url,
         nats_subject=nats_subject,
+        auth=auth,
     )
+    # Imported only now: the server's imports take seconds, and a mistyped
+    # flag or config file should be reported at once.
+    from registry.server import run
+
     try:
         run(settings)
     except ConfigError as exc:
@@ -132,6 +140,9 @@ def copy_storage(
         typer.echo(f"failed {digest}: {reason}", err=True)
     if not report.ok:
         raise typer.Exit(1)
+
+
+register_auth_commands(admin, _settings)
 
 
 def main() -> None:

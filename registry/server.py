@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 from pathlib import Path
 
 import anyio
@@ -39,8 +40,27 @@ def _prepare_data_dir(settings: Settings) -> None:
         raise ConfigError(f"data directory {path} is not writable: {exc.strerror}") from None
 
 
+def _check_listen(host: str, port: int) -> None:
+    """Bind the address once, the way Hypercorn will, so a taken port is a ConfigError.
+
+    Hypercorn binds only after the app's lifespan has started; a failure
+    there cancels the lifespan, which logs a traceback before the error
+    reaches us. Probing first keeps the failure to one line.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 async def _serve(settings: Settings) -> None:
     host, port = parse_listen(settings.listen)
+    _check_listen(host, port)
     try:
         registry_cm = open_registry(settings)
         registry = await registry_cm.__aenter__()

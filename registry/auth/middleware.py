@@ -46,7 +46,7 @@ from oci.reference import validate_repository
 from registry.auth.authority import Authority
 from registry.auth.endpoint import token_endpoint
 from registry.auth.policy import Principal
-from registry.auth.quota import QuotaGuard
+from registry.auth.quota import QuotaGuard, usage_response
 from registry.auth.scope import Target, challenge, classify, scope_for, tenant_of
 from registry.http.errors import error_response
 
@@ -92,6 +92,11 @@ class AuthMiddleware:
             await authority.rate_limit(principal, str(client[0]))
             await self._authorize(request, authority, principal, target)
             scope.setdefault("state", {})["principal"] = principal
+            if target.kind == "usage":
+                assert target.tenant is not None
+                response = await usage_response(authority, target.tenant)
+                await response(scope, receive, send)
+                return
             if target.kind == "repository" and target.action == "push":
                 await self._rewrite_mount(scope, request, authority, principal)
                 assert target.repository is not None

@@ -11,14 +11,17 @@ are not counted against it (docs/auth.md).
 
 from __future__ import annotations
 
+import json
+
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import Message, Receive
 
 from registry.auth.authority import Authority
 from registry.auth.scope import tenant_of
 from registry.auth.store import quota_denied
 
-__all__ = ["QuotaGuard"]
+__all__ = ["QuotaGuard", "usage_response"]
 
 
 class QuotaGuard:
@@ -59,3 +62,14 @@ class QuotaGuard:
             return message
 
         return guarded
+
+
+async def usage_response(authority: Authority, tenant: str) -> Response:
+    """``GET /api/v1/tenants/{tenant}/usage``: bytes used and the quota, if any."""
+    record = await authority.store.get_tenant(tenant)
+    document = {
+        "tenant": tenant,
+        "usage_bytes": await authority.store.usage(tenant),
+        "quota_bytes": None if record is None else record.quota_bytes,
+    }
+    return Response(json.dumps(document), 200, media_type="application/json")

@@ -81,27 +81,30 @@ async def _write_chunk(
     *,
     actor: str,
 ) -> None:
-    """Stream ``body`` into ``writer``; the session's recorded offset follows the staged bytes.
+    """Stream ``body`` into ``writer``; on failure the recorded offset follows the staged bytes.
 
     Whatever arrived stays staged even when the chunk turns out short, long
     or cut off, and the metadata offset is moved to match, so a client that
     asks for the upload's status (GET, ``Range``) resumes from the truth:
     https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#pushing-a-blob-in-chunks
+    On success the caller records the offset (PATCH) or ends the session with
+    the commit (PUT), so a push costs no extra metadata write.
     """
     start = writer.offset
     try:
         async for chunk in _coalesce(body):
             await writer.write(chunk)
-    finally:
+        received = writer.offset - start
+        if announced is not None and received != announced:
+            raise SizeInvalid(
+                f"chunk held {received} bytes, the request announced {announced}",
+                detail={"received": received, "announced": announced},
+            )
+    except BaseException:
         if writer.offset != start:
             with anyio.CancelScope(shield=True):
                 await registry.meta.progress_upload(upload.id, writer.offset, actor=actor)
-    received = writer.offset - start
-    if announced is not None and received != announced:
-        raise SizeInvalid(
-            f"chunk held {received} bytes, the request announced {announced}",
-            detail={"received": received, "announced": announced},
-        )
+        raise
 
 
 async def append(
@@ -117,7 +120,10 @@ async def append(
     writer = await registry.blobs.upload(upload.id)
     try:
         plan = plan_chunk(writer.offset, content_range, content_length)
+        start = writer.offset
         await _write_chunk(registry, upload, writer, body, plan.length, actor=actor)
+        if writer.offset != start:
+            await registry.meta.progress_upload(upload.id, writer.offset, actor=actor)
         return writer.offset
     finally:
         await writer.close()

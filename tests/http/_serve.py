@@ -52,7 +52,7 @@ def serving(
             [*CLI, "serve", *args], env=_env(env), stdout=log, stderr=subprocess.STDOUT
         )
         try:
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + 60
             while True:
                 try:
                     if httpx.get(f"{url}/health", timeout=1).status_code == 200:

@@ -92,9 +92,7 @@ def test_redirects_are_off_by_default(
 
 
 @pytest.mark.clients
-def test_skopeo_pulls_through_the_redirect(
-    replicas: tuple[Server, Server], tmp_path: Path
-) -> None:
+def test_skopeo_pulls_through_the_redirect(replicas: tuple[Server, Server], tmp_path: Path) -> None:
     redirecting, default = replicas
     source = build_image(tmp_path / "in", "v1", {"/blob.bin": os.urandom(2 * MiB)})
     repo = "scaleout/redirect-skopeo"
@@ -109,9 +107,7 @@ def test_skopeo_pulls_through_the_redirect(
 
 
 @pytest.mark.clients
-def test_oras_pulls_through_the_redirect(
-    replicas: tuple[Server, Server], tmp_path: Path
-) -> None:
+def test_oras_pulls_through_the_redirect(replicas: tuple[Server, Server], tmp_path: Path) -> None:
     redirecting, default = replicas
     repo = "scaleout/redirect-oras"
     (tmp_path / "in").mkdir()
@@ -124,7 +120,9 @@ def test_oras_pulls_through_the_redirect(
             target=f"{default.address}/{repo}:v1", files=[str(model)],
             disable_path_validation=True, quiet=True,
         )  # fmt: skip
-        pulled = puller.pull(target=f"{redirecting.address}/{repo}:v1", outdir=str(tmp_path / "out"))
+        pulled = puller.pull(
+            target=f"{redirecting.address}/{repo}:v1", outdir=str(tmp_path / "out")
+        )
     finally:
         pusher.session.close()
         puller.session.close()

@@ -59,9 +59,10 @@ async def test_chunked_upload_alternates_between_replicas(
     chunks = [os.urandom(n) for n in (3 * MiB, 7 * MiB, 9 * MiB, 1 * MiB, 5 * MiB)]
     whole = b"".join(chunks)
     digest = Digest.compute(whole)
-    async with httpx.AsyncClient(base_url=a.url, timeout=60) as on_a, httpx.AsyncClient(
-        base_url=b.url, timeout=60
-    ) as on_b:
+    async with (
+        httpx.AsyncClient(base_url=a.url, timeout=60) as on_a,
+        httpx.AsyncClient(base_url=b.url, timeout=60) as on_b,
+    ):
         started_at = await on_a.post(f"/v2/{repo}/blobs/uploads/")
         assert started_at.status_code == 202
         location, offset = _path(started_at.headers["Location"]), 0
@@ -85,9 +86,7 @@ async def test_chunked_upload_alternates_between_replicas(
 @pytest.fixture(scope="module")
 def layout(tmp_path_factory: pytest.TempPathFactory) -> Layout:
     path = tmp_path_factory.mktemp("layout") / "oci"
-    return build_image(
-        path, "v1", {"/data.bin": os.urandom(3 * MiB), "/etc/motd": b"scale-out\n"}
-    )
+    return build_image(path, "v1", {"/data.bin": os.urandom(3 * MiB), "/etc/motd": b"scale-out\n"})
 
 
 def test_skopeo_pushes_through_one_replica_and_pulls_through_the_other(
@@ -105,7 +104,8 @@ def test_skopeo_pushes_through_one_replica_and_pulls_through_the_other(
 
 async def _digest_of(client: httpx.AsyncClient, repo: str, tag: str) -> str | None:
     response = await client.get(
-        f"/v2/{repo}/manifests/{tag}", headers={"Accept": "application/vnd.oci.image.manifest.v1+json"}
+        f"/v2/{repo}/manifests/{tag}",
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
     )
     if response.status_code == 404:
         return None
@@ -117,9 +117,10 @@ async def test_tag_moves_on_one_replica_are_seen_by_the_other_at_once(
     pair: tuple[Server, Server], repo: str
 ) -> None:
     a, b = pair
-    async with httpx.AsyncClient(base_url=a.url, timeout=30) as on_a, httpx.AsyncClient(
-        base_url=b.url, timeout=30
-    ) as on_b:
+    async with (
+        httpx.AsyncClient(base_url=a.url, timeout=30) as on_a,
+        httpx.AsyncClient(base_url=b.url, timeout=30) as on_b,
+    ):
         config = Blob(b"{}")
         await push_blob(on_a, repo, config)
         targets = []
