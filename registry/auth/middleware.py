@@ -9,8 +9,9 @@ layer's one renderer:
 - no usable credentials: 401 with the token challenge naming the scope, so
   docker, skopeo and oras fetch a token and retry;
   https://github.com/distribution/distribution/blob/main/docs/content/spec/auth/token.md
-- a token that lacks a scope the principal could have: 401 with
-  ``error="insufficient_scope"``, so the client fetches a wider token;
+- a token that lacks a scope the principal could have: 403 with the
+  challenge and ``error="insufficient_scope"`` (RFC 6750 section 3.1), so the
+  client fetches a wider token;
 - a read of another tenant's repository: 404 with the code the route would
   give for something that does not exist, so the answer is the same whether
   it exists or not; any other refusal: 403 DENIED;
@@ -117,10 +118,20 @@ class AuthMiddleware:
     async def _authorize(
         self, request: Request, authority: Authority, principal: Principal, target: Target
     ) -> None:
-        def unauthorized(error: str | None = None) -> Unauthorized:
+        def unauthorized() -> Unauthorized:
             return Unauthorized(
                 "authentication required",
-                headers={"WWW-Authenticate": self._challenge(request, target, error)},
+                headers={"WWW-Authenticate": self._challenge(request, target, None)},
+            )
+
+        def insufficient_scope() -> Denied:
+            # RFC 6750 section 3.1: insufficient_scope is a 403 with the challenge, so
+            # clients (oras) fetch a token with the wider scope and retry.
+            return Denied(
+                "the token does not grant this action",
+                headers={
+                    "WWW-Authenticate": self._challenge(request, target, "insufficient_scope")
+                },
             )
 
         if target.kind in ("base", "catalog"):
@@ -128,7 +139,7 @@ class AuthMiddleware:
                 raise unauthorized()
             token = principal.token_access
             if target.kind == "catalog" and token is not None and "registry:catalog" not in token:
-                raise unauthorized("insufficient_scope")
+                raise insufficient_scope()
             return
         if target.kind == "usage":
             if principal.is_global_admin or (
@@ -150,7 +161,7 @@ class AuthMiddleware:
         if principal.token_access is not None:
             unrestricted = dataclasses.replace(principal, token_access=None)
             if target.action in await authority.permitted(unrestricted, repository):
-                raise unauthorized("insufficient_scope")
+                raise insufficient_scope()
         foreign = principal.tenant is not None and tenant_of(repository) != principal.tenant
         if foreign and target.action == "pull":
             # Decided before routing, so the answer cannot depend on what exists.

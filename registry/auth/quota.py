@@ -5,8 +5,9 @@ repositories (``AuthStore.usage``). An upload request is refused up front
 when usage plus the session's staged bytes plus the declared
 ``Content-Length`` would pass the quota; a body without a length is counted
 as it streams and cut off at the quota. Either way the blob is never
-committed, so the quota holds before anything is kept. Mounts and manifests
-are not counted against it (docs/auth.md).
+committed, so the quota holds before anything is kept. A push of a blob the
+tenant already holds is free. Mounts and manifests are not counted against
+it (docs/auth.md).
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ class QuotaGuard:
         if record is None or record.quota_bytes is None:
             return receive
         quota = record.quota_bytes
+        digest = request.query_params.get("digest", "")
+        if digest.startswith("sha256:") and await authority.store.tenant_references(tenant, digest):
+            return receive
         usage = await authority.store.usage(tenant)
         staged = 0
         if request.method != "POST":

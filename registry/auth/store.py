@@ -339,6 +339,15 @@ class AuthStore:
         async with self.engine.connect() as conn:
             return int((await conn.execute(query)).scalar_one())
 
+    async def tenant_references(self, tenant: str, sha256: str) -> bool:
+        """Whether the tenant already links the blob, so storing it again costs nothing."""
+        query = sa.select(sa.literal(1)).where(
+            repository_blobs.c.sha256 == sha256,
+            repository_blobs.c.repository.startswith(f"{tenant}/", autoescape=True),
+        )
+        async with self.engine.connect() as conn:
+            return (await conn.execute(query.limit(1))).first() is not None
+
     async def audit_log(self, limit: int = 100) -> list[dict[str, Any]]:
         async with self.engine.connect() as conn:
             rows = (

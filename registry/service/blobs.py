@@ -11,6 +11,7 @@ metadata never names bytes that are not there.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import secrets
 from collections.abc import AsyncIterable, AsyncIterator
 
@@ -55,9 +56,8 @@ async def _coalesce(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
 
 
 async def new_upload(registry: Registry, repo: str, *, actor: str) -> str:
+    """Open a session: a metadata row only; the store stages bytes when the first chunk comes."""
     upload_id = secrets.token_urlsafe(24)
-    writer = await registry.blobs.upload(upload_id)
-    await writer.close()
     await registry.meta.start_upload(repo, upload_id, actor=actor)
     return upload_id
 
@@ -170,7 +170,9 @@ async def push_monolithic(
     actor: str,
 ) -> BlobInfo:
     upload_id = await new_upload(registry, repo, actor=actor)
-    upload = await get_upload(registry, repo, upload_id)
+    # The row just written, without reading it back: a push is on the hot path.
+    now = dt.datetime.now(dt.UTC)
+    upload = UploadRecord(upload_id, repo, now, now, 0, "active")
     try:
         return await finish_upload(
             registry, upload, digest, body, None, content_length, actor=actor

@@ -263,9 +263,9 @@ TABLE: dict[Attempt, tuple[int, str]] = {
     wrong_issuer: (401, "UNAUTHORIZED"),
     missing_claim: (401, "UNAUTHORIZED"),
     token_for_wrong_service: (403, "DENIED"),
-    token_for_repo_a_on_b: (401, "UNAUTHORIZED"),
-    pull_token_pushes: (401, "UNAUTHORIZED"),
-    pull_token_deletes: (401, "UNAUTHORIZED"),
+    token_for_repo_a_on_b: (403, "DENIED"),
+    pull_token_pushes: (403, "DENIED"),
+    pull_token_deletes: (403, "DENIED"),
     reader_pushes: (403, "DENIED"),
     reader_deletes: (403, "DENIED"),
     reader_token_escalates: (403, "DENIED"),
@@ -303,6 +303,8 @@ async def test_denied(world: World, attempt: Attempt) -> None:
         assert error_code(response) == code
     if status == 401 and response.request.url.path != "/token":
         assert response.headers["www-authenticate"].startswith('Bearer realm="')
+    if attempt in (token_for_repo_a_on_b, pull_token_pushes, pull_token_deletes):
+        assert 'error="insufficient_scope"' in response.headers["www-authenticate"]
 
 
 async def test_controls(world: World) -> None:

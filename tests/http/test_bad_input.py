@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import MutableMapping
 from typing import Any
 
 import pytest
@@ -32,12 +33,12 @@ async def _raw(served: Served, method: str, path: str) -> tuple[int, dict[str, A
         "server": ("registry.test", 80),
         "state": {},
     }
-    sent: list[dict[str, Any]] = []
+    sent: list[MutableMapping[str, Any]] = []
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> MutableMapping[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
     await served.app(scope, receive, send)
@@ -127,7 +128,7 @@ async def test_bad_requests(served: Served) -> None:
             got = (response.status_code, error_code(response))
         if got != (status, code):
             wrong.append(f"{method} {path[:80]}: {got}, expected {(status, code)}")
-    assert wrong == []
+    assert not wrong, "\n".join(wrong)
 
 
 @pytest.mark.anyio

@@ -10,13 +10,13 @@ from oci.digest import Digest
 from oci.mediatype import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
 from tests.http._oci import (
     Blob,
+    Pushed,
     docker_image,
     error_code,
     image,
     index,
     push_blob,
     push_image,
-    Pushed,
     push_manifest,
     random_blob,
 )

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from conformance import mismatches, run_checks
+from oci.digest import Digest
 from tests.http._oci import Blob, push_blob, push_image
 from tests.http._serve import free_port, run_cli, serving
 
@@ -178,8 +179,6 @@ async def test_rebuild_views_keeps_what_is_served(tmp_path: Path) -> None:
     with serving(args, url, tmp_path):
         async with httpx.AsyncClient(base_url=url) as client:
             digest = before["/v2/team/app/manifests/v1"]
-            from oci.digest import Digest
-
             after = await _read(client, str(Digest.compute(digest)))
     assert after == before
 
