@@ -35,6 +35,9 @@ log = logging.getLogger("artifact_store.auth")
 # Far above any real credential or JWT; beyond it we refuse without parsing.
 MAX_AUTHORIZATION = 8 * 1024
 _CACHE_SECONDS = 30.0
+# Short against the clock skew leeway (5 s), so an expired token is refused
+# within a few seconds of its exp even when its verdict was cached.
+_TOKEN_CACHE_SECONDS = 2.0
 _LOGIN_RATE = 0.2  # failed logins refill one per five seconds ...
 _LOGIN_BURST = 5  # ... after five in a row
 
@@ -89,6 +92,7 @@ class Authority:
                 roles_claim=settings.auth_oidc_roles_claim,
             )
         self._verified: dict[str, tuple[float, User]] = {}
+        self._tokens: dict[str, tuple[float, Principal]] = {}
 
     async def _login(self, username: str | None, secret: str) -> User:
         """A password or API token check, with failed guesses rate limited per account."""
@@ -126,13 +130,24 @@ class Authority:
         token = credentials.secret
         if token.startswith(TOKEN_PREFIX):
             return await self.login(None, token)
+        # A verified JWT stays valid until it expires; caching the verdict for a
+        # few seconds saves the signature check on every request of a pull.
+        key = hashlib.sha256(token.encode()).hexdigest()
+        cached = self._tokens.get(key)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
         try:
             if self.oidc is not None and self.oidc.claims_issuer(token):
-                return await self.oidc.verify(token)
-            return await self.tokens.verify_access(token)
+                principal = await self.oidc.verify(token)
+            else:
+                principal = await self.tokens.verify_access(token)
         except InvalidToken as exc:
             log.info("rejected bearer token: %s", exc)
             raise Unauthorized("invalid or expired token") from None
+        if len(self._tokens) > 10_000:
+            self._tokens.clear()
+        self._tokens[key] = (time.monotonic() + _TOKEN_CACHE_SECONDS, principal)
+        return principal
 
     async def refresh(self, refresh_token: str) -> Principal:
         try:
