@@ -6,6 +6,7 @@ from typing import Annotated, NoReturn
 
 import anyio
 import typer
+from sqlalchemy.exc import ArgumentError
 
 from oci.errors import RegistryError
 from registry.auth.commands import register as register_auth_commands
@@ -114,6 +115,10 @@ def rebuild_views(
         count = anyio.run(_run)
     except RegistryError as exc:
         _fail(exc.message)
+    except ValueError as exc:
+        _fail(str(exc))
+    except ArgumentError:
+        _fail(f"malformed database URL {settings.database_url!r}")
     typer.echo(f"replayed {count} events into fresh views")
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import anyio
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
+from sqlalchemy.exc import ArgumentError
 
 from oci.errors import RegistryError
 from registry.config import ConfigError, Settings, parse_listen
@@ -64,6 +65,8 @@ async def _serve(settings: Settings) -> None:
         registry = await registry_cm.__aenter__()
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    except ArgumentError:
+        raise ConfigError(f"malformed database URL {settings.database_url!r}") from None
     try:
         config = Config()
         config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]

@@ -37,7 +37,11 @@ from registry.service.upload import range_header
 
 __all__ = ["routes"]
 
-ACTOR = "anonymous"
+
+def _actor(request: Request) -> str:
+    """Who the event log records: the authenticated principal, else "anonymous"."""
+    principal = principal_of(request)
+    return "anonymous" if principal is None else principal.name
 
 
 def _registry(request: Request) -> Registry:
@@ -173,7 +177,7 @@ async def put_manifest(request: Request) -> Response:
         body,
         request.headers.get("content-type"),
         request.query_params.getlist("tag"),
-        actor=ACTOR,
+        actor=_actor(request),
     )
     headers = _headers(
         Location=_absolute(request, f"/v2/{name}/manifests/{digest}"),
@@ -187,7 +191,7 @@ async def put_manifest(request: Request) -> Response:
 async def delete_manifest(request: Request) -> Response:
     name = _name(request)
     await manifests.delete_manifest(
-        _registry(request), name, request.path_params["reference"], actor=ACTOR
+        _registry(request), name, request.path_params["reference"], actor=_actor(request)
     )
     return Response(b"", 202, headers=_headers())
 
@@ -275,7 +279,7 @@ async def get_blob(request: Request) -> Response:
 async def delete_blob(request: Request) -> Response:
     name = _name(request)
     await blobs.unlink(
-        _registry(request), name, Digest.parse(request.path_params["digest"]), actor=ACTOR
+        _registry(request), name, Digest.parse(request.path_params["digest"]), actor=_actor(request)
     )
     return Response(b"", 202, headers=_headers())
 
@@ -310,7 +314,7 @@ async def start_upload(request: Request) -> Response:
     if mount is not None and from_repo is not None:
         # https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#mounting-a-blob-from-another-repository
         source = validate_repository(from_repo)
-        if await blobs.mount(registry, name, mount, source, actor=ACTOR) is not None:
+        if await blobs.mount(registry, name, mount, source, actor=_actor(request)) is not None:
             return _blob_created(request, name, mount)
     # A mount without `from` is answered with a fresh session: the spec lets a
     # registry mount from any repository it knows, but doing so would let a
@@ -323,10 +327,10 @@ async def start_upload(request: Request) -> Response:
             digest,
             request.stream(),
             request.headers.get("content-length"),
-            actor=ACTOR,
+            actor=_actor(request),
         )
         return _blob_created(request, name, digest)
-    upload_id = await blobs.new_upload(registry, name, actor=ACTOR)
+    upload_id = await blobs.new_upload(registry, name, actor=_actor(request))
     headers = _upload_headers(request, name, upload_id, 0)
     headers["Content-Length"] = "0"
     return Response(b"", 202, headers=headers)
@@ -349,7 +353,7 @@ async def patch_upload(request: Request) -> Response:
             request.stream(),
             request.headers.get("content-range"),
             request.headers.get("content-length"),
-            actor=ACTOR,
+            actor=_actor(request),
         )
     except RangeNotSatisfiable as exc:
         exc.headers.update(_upload_headers(request, name, upload.id, upload.offset))
@@ -371,7 +375,7 @@ async def put_upload(request: Request) -> Response:
         request.stream(),
         request.headers.get("content-range"),
         request.headers.get("content-length"),
-        actor=ACTOR,
+        actor=_actor(request),
     )
     return _blob_created(request, name, digest)
 
@@ -380,7 +384,7 @@ async def cancel_upload(request: Request) -> Response:
     name = _name(request)
     registry = _registry(request)
     upload = await blobs.get_upload(registry, name, request.path_params["upload"])
-    await blobs.cancel_upload(registry, upload, actor=ACTOR)
+    await blobs.cancel_upload(registry, upload, actor=_actor(request))
     return Response(b"", 204, headers=_headers())
 
 
