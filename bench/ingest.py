@@ -57,8 +57,10 @@ def _case(name: str, src: Path, total: int, server: str, work: Path, workers: in
     again = _cli("push", str(src), f"bench/{name}:1", "--workers", w, env=env)
     pull = _cli("pull", f"bench/{name}:1", str(work / f"out-{name}"), "--workers", w, env=env)
     mib = total / MIB
-    print(f"{name:>6}: {mib:9.1f} MiB | push {push:6.2f} s ({mib / push:7.1f} MiB/s) | "
-          f"re-push (all skipped) {again:5.2f} s | pull {pull:6.2f} s ({mib / pull:7.1f} MiB/s)")  # fmt: skip
+    print(
+        f"{name:>6}: {mib:9.1f} MiB | push {push:6.2f} s ({mib / push:7.1f} MiB/s) | "
+        f"re-push (all skipped) {again:5.2f} s | pull {pull:6.2f} s ({mib / pull:7.1f} MiB/s)"
+    )
 
 
 def main() -> None:
