@@ -152,6 +152,17 @@ class NativeClient:
         if self.has_blob(name, f.sha256):
             progress(f.path, f.size)
             return "skipped"
+        params = {"sha256": str(f.sha256)}
+        if f.blake3 is not None:
+            params["blake3"] = str(f.blake3)
+        if f.size <= CHUNK:
+            # Small: one request that opens, fills and commits the session.
+            with path.open("rb") as fh:
+                data = fh.read()
+            r = self._http.post(f"/api/v1/artifacts/{name}/uploads", params=params, content=data)
+            _raise_for(r, f"upload {f.path}")
+            progress(f.path, f.size)
+            return "uploaded"
         state = self._state_file(name, f.sha256)
         resumed = self._resume(name, state)
         if resumed is None:
@@ -174,9 +185,6 @@ class NativeClient:
                 _raise_for(r, f"upload {f.path} at {offset}")
                 offset += len(chunk)
                 progress(f.path, len(chunk))
-        params = {"sha256": str(f.sha256)}
-        if f.blake3 is not None:
-            params["blake3"] = str(f.blake3)
         _raise_for(self._http.put(location, params=params), f"commit {f.path}")
         if state is not None:
             state.unlink(missing_ok=True)

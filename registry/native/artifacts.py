@@ -26,7 +26,7 @@ from oci.errors import (
     NameUnknown,
     Unsupported,
 )
-from oci.manifest import Manifest, parse_manifest
+from oci.manifest import Descriptor, Manifest, parse_manifest
 from oci.mediatype import OCI_MANIFEST, base_type
 from oci.native import NativeFile, NativeManifest, NativeManifestInvalid
 from oci.reference import validate_tag
@@ -120,10 +120,16 @@ async def publish(
     return Artifact(m, digest, record.created_at)
 
 
-async def _view(registry: Registry, record: ManifestRecord, version: str) -> NativeManifest:
+async def _view(
+    registry: Registry, record: ManifestRecord, version: str, with_blake3: bool
+) -> NativeManifest:
     parsed: Manifest = parse_manifest(record.body, record.media_type)
     blake3: dict[Digest, Digest] = {}
-    for layer in parsed.layers:
+    # A native artifact carries its blake3 digests; only a synthesised view
+    # needs them looked up, one query per layer, so callers that serve one
+    # file skip the lookups.
+    embedded = native.ANNOTATION_MANIFEST in parsed.annotations
+    for layer in [] if embedded or not with_blake3 else parsed.layers:
         if layer.digest.algorithm == "sha256":
             blob = await registry.meta.get_blob(record.repository, layer.digest)
             if blob is not None:
@@ -131,9 +137,12 @@ async def _view(registry: Registry, record: ManifestRecord, version: str) -> Nat
     return native.from_oci_manifest(parsed, record.repository, version, blake3.get)
 
 
-async def get_artifact(registry: Registry, name: str, version: str) -> Artifact:
+async def get_artifact(
+    registry: Registry, name: str, version: str, *, with_blake3: bool = True
+) -> Artifact:
     record = await manifests.get_manifest(registry, name, validate_tag(version))
-    return Artifact(await _view(registry, record, version), record.digest, record.created_at)
+    view = await _view(registry, record, version, with_blake3)
+    return Artifact(view, record.digest, record.created_at)
 
 
 async def list_artifacts(
@@ -171,14 +180,19 @@ async def delete_artifact(registry: Registry, name: str, version: str, *, actor:
     await manifests.delete_manifest(registry, name, version, actor=actor)
 
 
-def find_file(artifact: Artifact, path: str) -> NativeFile:
-    for f in artifact.manifest.files:
-        if f.path == path:
-            return f
-    raise ManifestUnknown(
-        f"artifact {artifact.manifest.name}:{artifact.manifest.version} has no file {path!r}",
-        detail={"path": path},
-    )
+async def find_file(registry: Registry, name: str, version: str, path: str) -> Descriptor:
+    """The layer that holds ``path``, found by its title without building the native view.
+
+    Serving one file of a thousand must not decode and validate all thousand:
+    the layers of a native artifact were checked against its manifest when it
+    was published, and the title is what both views name a file by.
+    """
+    record = await manifests.get_manifest(registry, name, validate_tag(version))
+    parsed = parse_manifest(record.body, record.media_type)
+    for layer in parsed.layers:
+        if layer.annotations.get(native.ANNOTATION_TITLE) == path:
+            return layer
+    raise ManifestUnknown(f"artifact {name}:{version} has no file {path!r}", detail={"path": path})
 
 
 async def history(

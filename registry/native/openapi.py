@@ -138,18 +138,7 @@ _upload_ops = {
         ],
         "requestBody": {"content": {"application/octet-stream": {"schema": {}}}},
         "responses": {
-            "201": _json(
-                {
-                    "type": "object",
-                    "required": ["sha256", "blake3", "size"],
-                    "properties": {
-                        "sha256": _DIGEST,
-                        "blake3": _DIGEST,
-                        "size": {"type": "integer"},
-                    },
-                },
-                "Committed blob.",
-            ),
+            "201": _json(_ref("Committed"), "Committed blob."),
             **_errors(400, 404, 416),
         },
     },
@@ -201,8 +190,20 @@ OPENAPI: dict[str, Any] = {
         "/api/v1/artifacts/{name}/uploads": {
             "parameters": [_NAME],
             "post": {
-                "summary": "Open an upload session (the same mechanism as /v2/ uploads).",
-                "responses": {"201": _json(_ref("Upload"), "Session opened."), **_errors(400, 404)},
+                "summary": "Open an upload session (the same mechanism as /v2/ uploads); "
+                "with sha256= and/or blake3= the body is the whole blob, committed at once.",
+                "parameters": [
+                    {"name": "sha256", "in": "query", "schema": _DIGEST},
+                    {"name": "blake3", "in": "query", "schema": _DIGEST},
+                ],
+                "requestBody": {"content": {"application/octet-stream": {"schema": {}}}},
+                "responses": {
+                    "201": _json(
+                        {"oneOf": [_ref("Upload"), _ref("Committed")]},
+                        "Session opened, or blob committed.",
+                    ),
+                    **_errors(400, 404),
+                },
             },
         },
         "/api/v1/artifacts/{name}/uploads/{upload}": _upload_ops,
@@ -297,6 +298,11 @@ OPENAPI: dict[str, Any] = {
             "Manifest": _MANIFEST,
             "Artifact": _ARTIFACT,
             "Upload": _UPLOAD_STATE,
+            "Committed": {
+                "type": "object",
+                "required": ["sha256", "blake3", "size"],
+                "properties": {"sha256": _DIGEST, "blake3": _DIGEST, "size": {"type": "integer"}},
+            },
             "Error": _ERROR,
         },
         "responses": {"Error": _json(_ref("Error"), "The distribution spec's error envelope.")},

@@ -35,6 +35,7 @@ from registry.native.openapi import OPENAPI
 from registry.native.uploads import QueryInvalid, commit_upload
 from registry.service import blobs
 from registry.service.registry import Registry
+from storage.base import BlobInfo
 
 __all__ = ["routes"]
 
@@ -89,11 +90,30 @@ def _upload_json(request: Request, name: str, upload_id: str, offset: int) -> Re
 
 
 async def create_upload(request: Request) -> Response:
+    """Open a session; with sha256= and/or blake3= the body is the whole blob, committed at once
+    (one round trip instead of three: what makes many small files cheap)."""
     name = _name(request)
-    upload_id = await blobs.new_upload(_registry(request), name, actor=ACTOR)
-    response = _upload_json(request, name, upload_id, 0)
-    response.status_code = 201
-    return response
+    registry = _registry(request)
+    sha256, blake3 = _digest(request, "sha256"), _digest(request, "blake3")
+    upload_id = await blobs.new_upload(registry, name, actor=ACTOR)
+    if sha256 is None and blake3 is None:
+        response = _upload_json(request, name, upload_id, 0)
+        response.status_code = 201
+        return response
+    upload = await blobs.get_upload(registry, name, upload_id)
+    try:
+        info = await commit_upload(
+            registry, upload, sha256, blake3, request.stream(), None,
+            request.headers.get("content-length"), actor=ACTOR,
+        )  # fmt: skip
+    except BaseException:
+        await blobs.cancel_upload(registry, upload, actor=ACTOR, missing_ok=True)
+        raise
+    return _committed(info)
+
+
+def _committed(info: BlobInfo) -> Response:
+    return _json({"sha256": str(info.sha256), "blake3": str(info.blake3), "size": info.size}, 201)
 
 
 async def upload_status(request: Request) -> Response:
@@ -247,12 +267,16 @@ async def list_versions(request: Request) -> Response:
 async def get_file(request: Request) -> Response:
     name = _name(request)
     registry = _registry(request)
-    artifact = await artifacts.get_artifact(registry, name, request.path_params["version"])
-    f = artifacts.find_file(artifact, request.path_params["path"])
-    blob = await blobs.require_blob(registry, name, f.sha256)
-    headers = {"Accept-Ranges": "bytes", "Digest-SHA256": str(f.sha256), "ETag": f'"{f.sha256}"'}
-    if f.blake3 is not None:
-        headers["Digest-BLAKE3"] = str(f.blake3)
+    layer = await artifacts.find_file(
+        registry, name, request.path_params["version"], request.path_params["path"]
+    )
+    blob = await blobs.require_blob(registry, name, layer.digest)
+    headers = {
+        "Accept-Ranges": "bytes",
+        "Digest-SHA256": str(blob.sha256),
+        "Digest-BLAKE3": str(blob.blake3),
+        "ETag": f'"{blob.sha256}"',
+    }
     wanted = parse_range(request.headers.get("range"), blob.size)
     if wanted is None:
         offset, length, status = 0, blob.size, 200
@@ -262,7 +286,7 @@ async def get_file(request: Request) -> Response:
         headers["Content-Range"] = f"bytes {offset}-{offset + length - 1}/{blob.size}"
     chunks = await registry.blobs.read(blob.sha256, offset, length)
     headers["Content-Length"] = str(length)
-    return StreamingResponse(chunks, status, headers=headers, media_type=f.media_type)
+    return StreamingResponse(chunks, status, headers=headers, media_type=layer.media_type)
 
 
 def _time(value: str | None) -> dt.datetime:

@@ -213,3 +213,24 @@ async def test_bad_input_is_a_4xx_and_stores_nothing(api: httpx.AsyncClient, cas
     assert error["message"]
     assert blobs_before.json()["tags"] == []
     assert (await api.get(f"/v2/{NAME}/tags/list")).json()["tags"] == []
+
+
+async def test_one_request_upload_commits_or_links_nothing(api: httpx.AsyncClient) -> None:
+    data = b"small file"
+    sha = "sha256:" + hashlib.sha256(data).hexdigest()
+    url = f"/api/v1/artifacts/{NAME}/uploads"
+    wrong = await api.post(url, content=data, params={"sha256": "sha256:" + "0" * 64})
+    assert wrong.status_code == 400
+    assert wrong.json()["errors"][0]["code"] == "DIGEST_INVALID"
+    assert (await api.head(f"/v2/{NAME}/blobs/{sha}")).status_code == 404
+    done = await api.post(url, content=data, params={"sha256": sha})
+    assert done.status_code == 201
+    assert done.json()["size"] == len(data)
+    assert (await api.get(f"/v2/{NAME}/blobs/{sha}")).content == data
+
+
+async def test_file_path_holding_versions_segment(api: httpx.AsyncClient) -> None:
+    r = await publish(api, "p1", {"a/versions/b/files/c": b"deep"})
+    assert r.status_code == 201, r.text
+    got = await api.get(f"/api/v1/artifacts/{NAME}/versions/p1/files/a/versions/b/files/c")
+    assert got.content == b"deep"

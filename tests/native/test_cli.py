@@ -64,7 +64,7 @@ def test_push_pull_is_byte_identical_and_repeatable(served: str, tmp_path: Path)
 def test_interrupted_upload_resumes_from_the_session_offset(served: str, tmp_path: Path) -> None:
     root = tmp_path / "in"
     root.mkdir()
-    data = os.urandom(3 << 20)
+    data = os.urandom(10 << 20)  # over CHUNK: sent through a resumable session
     (root / "big.bin").write_bytes(data)
     state = tmp_path / "state"
     with NativeClient(served, state) as client:
