@@ -18,7 +18,6 @@ from starlette.routing import Route
 from oci.digest import Digest
 from oci.errors import (
     DigestInvalid,
-    ManifestTooLarge,
     NameInvalid,
     NameUnknown,
     PaginationNumberInvalid,
@@ -29,6 +28,7 @@ from oci.mediatype import OCI_INDEX
 from oci.reference import validate_repository
 from registry.auth.catalog import visible_catalog
 from registry.auth.middleware import principal_of
+from registry.http._request import actor, read_capped
 from registry.http.errors import API_VERSION_HEADERS
 from registry.http.ranges import parse_range
 from registry.service import blobs, manifests
@@ -36,12 +36,6 @@ from registry.service.registry import Registry
 from registry.service.upload import range_header
 
 __all__ = ["routes"]
-
-
-def _actor(request: Request) -> str:
-    """Who the event log records: the authenticated principal, else "anonymous"."""
-    principal = principal_of(request)
-    return "anonymous" if principal is None else principal.name
 
 
 def _registry(request: Request) -> Registry:
@@ -148,28 +142,11 @@ async def get_manifest(request: Request) -> Response:
     return response
 
 
-async def _read_capped(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ManifestTooLarge(
-            f"manifest of {declared} bytes exceeds the {limit}-byte limit",
-            detail={"size": int(declared), "limit": limit},
-        )
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise ManifestTooLarge(
-                f"manifest exceeds the {limit}-byte limit", detail={"limit": limit}
-            )
-    return bytes(body)
-
-
 async def put_manifest(request: Request) -> Response:
     name = _name(request)
     registry = _registry(request)
     reference = request.path_params["reference"]
-    body = await _read_capped(request, registry.settings.max_manifest_bytes)
+    body = await read_capped(request, registry.settings.max_manifest_bytes)
     digest, manifest = await manifests.put_manifest(
         registry,
         name,
@@ -177,7 +154,7 @@ async def put_manifest(request: Request) -> Response:
         body,
         request.headers.get("content-type"),
         request.query_params.getlist("tag"),
-        actor=_actor(request),
+        actor=actor(request),
     )
     headers = _headers(
         Location=_absolute(request, f"/v2/{name}/manifests/{digest}"),
@@ -191,7 +168,7 @@ async def put_manifest(request: Request) -> Response:
 async def delete_manifest(request: Request) -> Response:
     name = _name(request)
     await manifests.delete_manifest(
-        _registry(request), name, request.path_params["reference"], actor=_actor(request)
+        _registry(request), name, request.path_params["reference"], actor=actor(request)
     )
     return Response(b"", 202, headers=_headers())
 
@@ -279,7 +256,7 @@ async def get_blob(request: Request) -> Response:
 async def delete_blob(request: Request) -> Response:
     name = _name(request)
     await blobs.unlink(
-        _registry(request), name, Digest.parse(request.path_params["digest"]), actor=_actor(request)
+        _registry(request), name, Digest.parse(request.path_params["digest"]), actor=actor(request)
     )
     return Response(b"", 202, headers=_headers())
 
@@ -314,7 +291,7 @@ async def start_upload(request: Request) -> Response:
     if mount is not None and from_repo is not None:
         # https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#mounting-a-blob-from-another-repository
         source = validate_repository(from_repo)
-        if await blobs.mount(registry, name, mount, source, actor=_actor(request)) is not None:
+        if await blobs.mount(registry, name, mount, source, actor=actor(request)) is not None:
             return _blob_created(request, name, mount)
     # A mount without `from` is answered with a fresh session: the spec lets a
     # registry mount from any repository it knows, but doing so would let a
@@ -327,10 +304,10 @@ async def start_upload(request: Request) -> Response:
             digest,
             request.stream(),
             request.headers.get("content-length"),
-            actor=_actor(request),
+            actor=actor(request),
         )
         return _blob_created(request, name, digest)
-    upload_id = await blobs.new_upload(registry, name, actor=_actor(request))
+    upload_id = await blobs.new_upload(registry, name, actor=actor(request))
     headers = _upload_headers(request, name, upload_id, 0)
     headers["Content-Length"] = "0"
     return Response(b"", 202, headers=headers)
@@ -353,7 +330,7 @@ async def patch_upload(request: Request) -> Response:
             request.stream(),
             request.headers.get("content-range"),
             request.headers.get("content-length"),
-            actor=_actor(request),
+            actor=actor(request),
         )
     except RangeNotSatisfiable as exc:
         exc.headers.update(_upload_headers(request, name, upload.id, upload.offset))
@@ -375,7 +352,7 @@ async def put_upload(request: Request) -> Response:
         request.stream(),
         request.headers.get("content-range"),
         request.headers.get("content-length"),
-        actor=_actor(request),
+        actor=actor(request),
     )
     return _blob_created(request, name, digest)
 
@@ -384,7 +361,7 @@ async def cancel_upload(request: Request) -> Response:
     name = _name(request)
     registry = _registry(request)
     upload = await blobs.get_upload(registry, name, request.path_params["upload"])
-    await blobs.cancel_upload(registry, upload, actor=_actor(request))
+    await blobs.cancel_upload(registry, upload, actor=actor(request))
     return Response(b"", 204, headers=_headers())
 
 

@@ -24,11 +24,11 @@ from oci import native
 from oci.digest import Digest
 from oci.errors import (
     DigestInvalid,
-    ManifestTooLarge,
     PaginationNumberInvalid,
 )
 from oci.mediatype import base_type
 from oci.reference import validate_repository, validate_tag
+from registry.http._request import actor, read_capped
 from registry.http.ranges import parse_range
 from registry.native import artifacts
 from registry.native.openapi import OPENAPI
@@ -39,7 +39,6 @@ from storage.base import BlobInfo
 
 __all__ = ["routes"]
 
-ACTOR = "anonymous"
 PREFIX = "/api/v1/artifacts"
 
 
@@ -95,7 +94,7 @@ async def create_upload(request: Request) -> Response:
     name = _name(request)
     registry = _registry(request)
     sha256, blake3 = _digest(request, "sha256"), _digest(request, "blake3")
-    upload_id = await blobs.new_upload(registry, name, actor=ACTOR)
+    upload_id = await blobs.new_upload(registry, name, actor=actor(request))
     if sha256 is None and blake3 is None:
         response = _upload_json(request, name, upload_id, 0)
         response.status_code = 201
@@ -104,10 +103,10 @@ async def create_upload(request: Request) -> Response:
     try:
         info = await commit_upload(
             registry, upload, sha256, blake3, request.stream(), None,
-            request.headers.get("content-length"), actor=ACTOR,
+            request.headers.get("content-length"), actor=actor(request),
         )  # fmt: skip
     except BaseException:
-        await blobs.cancel_upload(registry, upload, actor=ACTOR, missing_ok=True)
+        await blobs.cancel_upload(registry, upload, actor=actor(request), missing_ok=True)
         raise
     return _committed(info)
 
@@ -132,7 +131,7 @@ async def append_upload(request: Request) -> Response:
         request.stream(),
         request.headers.get("content-range"),
         request.headers.get("content-length"),
-        actor=ACTOR,
+        actor=actor(request),
     )
     return _upload_json(request, name, upload.id, offset)
 
@@ -160,7 +159,7 @@ async def finish_upload(request: Request) -> Response:
         request.stream(),
         request.headers.get("content-range"),
         request.headers.get("content-length"),
-        actor=ACTOR,
+        actor=actor(request),
     )
     return _json({"sha256": str(info.sha256), "blake3": str(info.blake3), "size": info.size}, 201)
 
@@ -169,37 +168,20 @@ async def cancel_upload(request: Request) -> Response:
     name = _name(request)
     registry = _registry(request)
     upload = await blobs.get_upload(registry, name, request.path_params["upload"])
-    await blobs.cancel_upload(registry, upload, actor=ACTOR)
+    await blobs.cancel_upload(registry, upload, actor=actor(request))
     return Response(None, 204)
 
 
 # -- artifacts -----------------------------------------------------------------
 
 
-async def _read_capped(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ManifestTooLarge(
-            f"manifest of {declared} bytes exceeds the {limit}-byte limit",
-            detail={"size": int(declared), "limit": limit},
-        )
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise ManifestTooLarge(
-                f"manifest exceeds the {limit}-byte limit", detail={"limit": limit}
-            )
-    return bytes(body)
-
-
 async def put_version(request: Request) -> Response:
     name = _name(request)
     version = validate_tag(request.path_params["version"])
     registry = _registry(request)
-    body = await _read_capped(request, registry.settings.max_manifest_bytes)
+    body = await read_capped(request, registry.settings.max_manifest_bytes)
     m = artifacts.decode_body(body, request.headers.get("content-type"))
-    artifact = await artifacts.publish(registry, name, version, m, actor=ACTOR)
+    artifact = await artifacts.publish(registry, name, version, m, actor=actor(request))
     return _json(
         _artifact_json(artifact),
         201,
@@ -228,7 +210,7 @@ async def get_version(request: Request) -> Response:
 async def delete_version(request: Request) -> Response:
     name = _name(request)
     await artifacts.delete_artifact(
-        _registry(request), name, request.path_params["version"], actor=ACTOR
+        _registry(request), name, request.path_params["version"], actor=actor(request)
     )
     return Response(None, 204)
 
