@@ -31,13 +31,19 @@ __all__ = [
     "EVENT_TYPES",
     "BlobCommitted",
     "BlobMounted",
+    "BlobDeleted",
     "BlobUnlinked",
     "Event",
+    "HoldPlaced",
+    "HoldReleased",
     "ManifestDeleted",
+    "ManifestPulled",
     "ManifestPut",
     "ManifestReference",
     "ReferenceKind",
+    "RetentionExtended",
     "TagDeleted",
+    "TagOverridden",
     "UploadEndReason",
     "UploadEnded",
     "UploadProgressed",
@@ -108,6 +114,10 @@ class ManifestPut:
     subject: Digest | None
     annotations: dict[str, str]
     references: tuple[ManifestReference, ...]
+    # A native artifact's own retention (class, and an RFC 3339 date or None),
+    # read from its manifest at push time. Absent in events written before it existed.
+    retention_class: str | None = None
+    retain_until: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +134,68 @@ class TagDeleted:
     TYPE: ClassVar[str] = "tag.deleted"
     repository: str
     tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestPulled:
+    """The manifest was pulled at least once since the last such event (coalesced)."""
+
+    TYPE: ClassVar[str] = "manifest.pulled"
+    repository: str
+    digest: Digest
+
+
+@dataclass(frozen=True, slots=True)
+class BlobDeleted:
+    """Garbage collection removed the blob's bytes; no repository held it."""
+
+    TYPE: ClassVar[str] = "blob.deleted"
+    sha256: Digest
+    size: int
+    # Blobs live outside any one repository; the log's repository column is NULL.
+    repository: None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HoldPlaced:
+    """A legal hold: ``digest`` None holds the whole repository; ``tag`` names a held version."""
+
+    TYPE: ClassVar[str] = "hold.placed"
+    repository: str
+    hold_id: str
+    digest: Digest | None
+    tag: str | None
+    reason: str
+    placed_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class HoldReleased:
+    TYPE: ClassVar[str] = "hold.released"
+    repository: str
+    hold_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionExtended:
+    """A manifest's keep-until date moved later (never earlier); RFC 3339 UTC."""
+
+    TYPE: ClassVar[str] = "retention.extended"
+    repository: str
+    digest: Digest
+    until: str
+
+
+@dataclass(frozen=True, slots=True)
+class TagOverridden:
+    """An admin moved or deleted an immutable tag; the change itself is the next event."""
+
+    TYPE: ClassVar[str] = "tag.overridden"
+    repository: str
+    tag: str
+    action: Literal["move", "delete"]
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +231,12 @@ Event = (
     | UploadStarted
     | UploadProgressed
     | UploadEnded
+    | ManifestPulled
+    | BlobDeleted
+    | HoldPlaced
+    | HoldReleased
+    | RetentionExtended
+    | TagOverridden
 )
 
 _CLASSES: dict[str, type[Event]] = {
@@ -173,6 +251,12 @@ _CLASSES: dict[str, type[Event]] = {
         UploadStarted,
         UploadProgressed,
         UploadEnded,
+        ManifestPulled,
+        BlobDeleted,
+        HoldPlaced,
+        HoldReleased,
+        RetentionExtended,
+        TagOverridden,
     )
 }
 EVENT_TYPES: frozenset[str] = frozenset(_CLASSES)
@@ -203,6 +287,10 @@ def _from_plain(hint: object, value: Any) -> Any:
         return {_checked(str, k): _checked(str, v) for k, v in _checked(dict, value).items()}
     if hint == str | None:
         return None if value is None else _checked(str, value)
+    if hint is None or hint is type(None):
+        if value is not None:
+            raise TypeError(f"expected null, got {value!r}")
+        return None
     if hint in (str, int, bytes):
         return _checked(typing.cast(type, hint), value)
     # A Literal: the value must be one of its members.
@@ -228,6 +316,16 @@ _HINTS: dict[str, dict[str, object]] = {
 }
 
 
+# Fields added after events of a type were first written carry a default and
+# may be absent from old payloads; every other field must be present.
+_DEFAULTED: dict[str, frozenset[str]] = {
+    event_type: frozenset(
+        field.name for field in dataclasses.fields(cls) if field.default is not dataclasses.MISSING
+    )
+    for event_type, cls in _CLASSES.items()
+}
+
+
 def _hints(cls: type[Event]) -> dict[str, object]:
     return _HINTS[cls.TYPE]
 
@@ -245,9 +343,11 @@ def decode(event_type: str, payload: bytes) -> Event:
     try:
         data = decode_canonical(payload)
         hints = _hints(cls)
-        if not isinstance(data, dict) or set(data) != set(hints):
+        if not isinstance(data, dict) or not set(data) <= set(hints):
             raise TypeError(f"fields {sorted(data) if isinstance(data, dict) else data!r}")
-        return cls(**{name: _from_plain(hint, data[name]) for name, hint in hints.items()})
+        if missing := set(hints) - set(data) - _DEFAULTED[event_type]:
+            raise TypeError(f"missing fields {sorted(missing)}")
+        return cls(**{name: _from_plain(hints[name], value) for name, value in data.items()})
     except Exception as exc:  # whatever the decoder or a field check raised, the row is bad
         raise Corruption(f"unreadable {event_type} event payload: {exc}") from exc
 

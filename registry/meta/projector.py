@@ -25,18 +25,25 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from registry.meta.events import (
     BlobCommitted,
+    BlobDeleted,
     BlobMounted,
     BlobUnlinked,
     Event,
+    HoldPlaced,
+    HoldReleased,
     ManifestDeleted,
+    ManifestPulled,
     ManifestPut,
+    RetentionExtended,
     TagDeleted,
+    TagOverridden,
     UploadEnded,
     UploadProgressed,
     UploadStarted,
 )
 from registry.meta.tables import (
     blobs,
+    holds,
     manifest_references,
     manifests,
     repositories,
@@ -56,27 +63,66 @@ async def apply(conn: AsyncConnection, event: Event, ts: dt.datetime) -> None:
             await _link(conn, event.repository, str(event.sha256), ts)
         case BlobMounted():
             await _ensure_repository(conn, event.repository, ts)
+            await _touch_blob(conn, str(event.sha256), ts)
             await _link(conn, event.repository, str(event.sha256), ts)
         case BlobUnlinked():
+            await _touch_blob(conn, str(event.sha256), ts)
             await conn.execute(
                 sa.delete(repository_blobs).where(
                     repository_blobs.c.repository == event.repository,
                     repository_blobs.c.sha256 == str(event.sha256),
                 )
             )
+        case BlobDeleted():
+            await conn.execute(sa.delete(blobs).where(blobs.c.sha256 == str(event.sha256)))
         case ManifestPut():
             await _ensure_repository(conn, event.repository, ts)
             await _ensure_manifest(conn, event, ts)
             for tag in event.tags:
                 await _point_tag(conn, event.repository, tag, str(event.digest), ts)
         case ManifestDeleted():
-            await _delete_manifest(conn, event.repository, str(event.digest))
+            await _delete_manifest(conn, event.repository, str(event.digest), ts)
+        case ManifestPulled():
+            await conn.execute(
+                sa.update(manifests)
+                .where(
+                    manifests.c.repository == event.repository,
+                    manifests.c.digest == str(event.digest),
+                )
+                .values(pulled_at=ts)
+            )
         case TagDeleted():
+            await _untag(conn, event.repository, event.tag, ts)
             await conn.execute(
                 sa.delete(tags).where(
                     tags.c.repository == event.repository, tags.c.tag == event.tag
                 )
             )
+        case HoldPlaced():
+            await conn.execute(
+                sa.insert(holds).values(
+                    id=event.hold_id,
+                    repository=event.repository,
+                    digest=None if event.digest is None else str(event.digest),
+                    tag=event.tag,
+                    reason=event.reason,
+                    placed_by=event.placed_by,
+                    placed_at=ts,
+                )
+            )
+        case HoldReleased():
+            await conn.execute(sa.delete(holds).where(holds.c.id == event.hold_id))
+        case RetentionExtended():
+            await conn.execute(
+                sa.update(manifests)
+                .where(
+                    manifests.c.repository == event.repository,
+                    manifests.c.digest == str(event.digest),
+                )
+                .values(retain_until=dt.datetime.fromisoformat(event.until))
+            )
+        case TagOverridden():
+            pass  # a record for auditors; the move or delete that follows changes the views
         case UploadStarted():
             await conn.execute(
                 sa.insert(uploads).values(
@@ -124,18 +170,26 @@ async def _ensure_blob(conn: AsyncConnection, event: BlobCommitted, ts: dt.datet
                 sha512=sha512,
                 size=event.size,
                 created_at=ts,
+                touched_at=ts,
             )
         )
-    elif row.sha512 is None and sha512 is not None:
-        # A later upload named the blob by sha512: record the alias.
-        await conn.execute(sa.update(blobs).where(blobs.c.sha256 == sha256).values(sha512=sha512))
+        return
+    values: dict[str, object] = {"touched_at": ts}
+    if row.sha512 is None and sha512 is not None:
+        values["sha512"] = sha512  # a later upload named the blob by sha512: the alias
+    await conn.execute(sa.update(blobs).where(blobs.c.sha256 == sha256).values(**values))
+
+
+async def _touch_blob(conn: AsyncConnection, sha256: str, ts: dt.datetime) -> None:
+    await conn.execute(sa.update(blobs).where(blobs.c.sha256 == sha256).values(touched_at=ts))
 
 
 async def _link(conn: AsyncConnection, repository: str, sha256: str, ts: dt.datetime) -> None:
-    linked = sa.select(sa.literal(1)).where(
-        repository_blobs.c.repository == repository, repository_blobs.c.sha256 == sha256
-    )
-    if not await _exists(conn, linked):
+    """Link, or re-link: either way the link's grace window restarts at ``ts``."""
+    where = (repository_blobs.c.repository == repository, repository_blobs.c.sha256 == sha256)
+    if await _exists(conn, sa.select(sa.literal(1)).where(*where)):
+        await conn.execute(sa.update(repository_blobs).where(*where).values(linked_at=ts))
+    else:
         await conn.execute(
             sa.insert(repository_blobs).values(repository=repository, sha256=sha256, linked_at=ts)
         )
@@ -147,7 +201,12 @@ async def _ensure_manifest(conn: AsyncConnection, event: ManifestPut, ts: dt.dat
         manifests.c.repository == event.repository, manifests.c.digest == digest
     )
     if await _exists(conn, present):
-        # Same digest, same bytes: a re-push only (re)tags it.
+        # Same digest, same bytes: a re-push only (re)tags it, and restarts its grace.
+        await conn.execute(
+            sa.update(manifests)
+            .where(manifests.c.repository == event.repository, manifests.c.digest == digest)
+            .values(touched_at=ts)
+        )
         return
     await conn.execute(
         sa.insert(manifests).values(
@@ -160,6 +219,13 @@ async def _ensure_manifest(conn: AsyncConnection, event: ManifestPut, ts: dt.dat
             subject=None if event.subject is None else str(event.subject),
             annotations=event.annotations,
             created_at=ts,
+            touched_at=ts,
+            retention_class=event.retention_class,
+            retain_until=(
+                None
+                if event.retain_until is None
+                else dt.datetime.fromisoformat(event.retain_until)
+            ),
         )
     )
     rows = {(ref.kind, str(ref.digest)) for ref in event.references}
@@ -183,6 +249,7 @@ async def _point_tag(
 ) -> None:
     where = (tags.c.repository == repository, tags.c.tag == tag)
     if await _exists(conn, sa.select(sa.literal(1)).where(*where)):
+        await _untag(conn, repository, tag, ts)
         await conn.execute(sa.update(tags).where(*where).values(digest=digest, updated_at=ts))
     else:
         await conn.execute(
@@ -190,7 +257,41 @@ async def _point_tag(
         )
 
 
-async def _delete_manifest(conn: AsyncConnection, repository: str, digest: str) -> None:
+async def _untag(conn: AsyncConnection, repository: str, tag: str, ts: dt.datetime) -> None:
+    """The manifest ``tag`` points at is losing it: its untagged grace starts now."""
+    current = (
+        sa.select(tags.c.digest)
+        .where(tags.c.repository == repository, tags.c.tag == tag)
+        .scalar_subquery()
+    )
+    await conn.execute(
+        sa.update(manifests)
+        .where(manifests.c.repository == repository, manifests.c.digest == current)
+        .values(touched_at=ts)
+    )
+
+
+async def _delete_manifest(
+    conn: AsyncConnection, repository: str, digest: str, ts: dt.datetime
+) -> None:
+    # What the manifest referenced is released now: the blob links and child
+    # manifests it kept alive get a fresh grace window before GC may take them.
+    referenced = sa.select(manifest_references.c.referenced_digest).where(
+        manifest_references.c.repository == repository,
+        manifest_references.c.manifest_digest == digest,
+    )
+    await conn.execute(
+        sa.update(repository_blobs)
+        .where(
+            repository_blobs.c.repository == repository, repository_blobs.c.sha256.in_(referenced)
+        )
+        .values(linked_at=ts)
+    )
+    await conn.execute(
+        sa.update(manifests)
+        .where(manifests.c.repository == repository, manifests.c.digest.in_(referenced))
+        .values(touched_at=ts)
+    )
     await conn.execute(
         sa.delete(tags).where(tags.c.repository == repository, tags.c.digest == digest)
     )

@@ -22,26 +22,42 @@ is always a prefix, which is what ``tag_at`` relies on.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
 import typing
-from collections.abc import Sequence
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from oci import native
 from oci.digest import Digest
-from oci.errors import BlobUnknown, BlobUploadInvalid, BlobUploadUnknown, ManifestUnknown
+from oci.errors import (
+    BlobUnknown,
+    BlobUploadInvalid,
+    BlobUploadUnknown,
+    Denied,
+    ManifestUnknown,
+)
 from oci.manifest import Descriptor, Manifest
-from registry.meta import _engine, _queries, projector
+from registry.meta import _engine, _holds, _queries, projector
 from registry.meta.events import (
     BlobCommitted,
+    BlobDeleted,
     BlobMounted,
     BlobUnlinked,
     Event,
+    HoldPlaced,
+    HoldReleased,
     ManifestDeleted,
+    ManifestPulled,
     ManifestPut,
+    RetentionExtended,
     TagDeleted,
+    TagOverridden,
     UploadEnded,
     UploadEndReason,
     UploadProgressed,
@@ -49,19 +65,95 @@ from registry.meta.events import (
     encode_payload,
 )
 from registry.meta.records import BlobRecord, EventRecord, ManifestRecord, UploadRecord
-from registry.meta.tables import VIEWS, events, uploads
+from registry.meta.tables import VIEWS, blobs, events, holds, manifests, repository_blobs, uploads
 from storage.base import BlobInfo
 
-__all__ = ["MetadataStore"]
+__all__ = ["HoldRecord", "MetadataStore", "Transaction"]
+
+# (repository, tag) -> is the tag immutable? Configured per repository pattern.
+ImmutableTags = Callable[[str, str], bool]
+
+
+def _never(_repository: str, _tag: str) -> bool:
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class HoldRecord:
+    id: str
+    repository: str
+    digest: str | None
+    tag: str | None
+    reason: str
+    placed_by: str
+    placed_at: dt.datetime
+
+
+class Transaction:
+    """One write transaction under the write lock, for lifecycle code in this package.
+
+    ``append`` records an event and projects it; preconditions are the
+    caller's to check through ``conn`` first, as MetadataStore's own methods do.
+    """
+
+    def __init__(self, store: MetadataStore, conn: AsyncConnection) -> None:
+        self._store = store
+        self.conn = conn
+
+    async def append(self, event: Event, actor: str) -> int:
+        return await self._store._append(self.conn, event, actor)
+
 
 _REPLAY_BATCH = 500
 _END_REASONS: frozenset[str] = frozenset({"completed", "cancelled", "expired"})
+
+
+def _native_retention(annotations: typing.Mapping[str, str]) -> dict[str, str | None]:
+    """A native artifact's retention, read from the manifest it embeds (else nothing)."""
+    embedded = annotations.get(native.ANNOTATION_MANIFEST)
+    if embedded is None:
+        return {}
+    try:
+        retention = native.decode_cbor(base64.b64decode(embedded, validate=True)).retention
+    except Exception:  # not a native manifest after all: an OCI client's annotation
+        return {}
+    if retention is None:
+        return {}
+    until = None if retention.until is None else retention.until.isoformat()
+    return {"retention_class": retention.class_, "retain_until": until}
+
+
+def _held(repo: str, held: _holds.Protected, what: str) -> Denied:
+    return Denied(
+        f"{what} in {repo} is under legal hold",
+        detail={"reason": "legal-hold", "holds": list(held.hold_ids)},
+    )
 
 
 class MetadataStore:
     def __init__(self, engine: AsyncEngine, url: sa.URL) -> None:
         self._engine = engine
         self._url = url
+        # Set by the registry from its configuration (registry/lifecycle).
+        self.immutable_tags: ImmutableTags = _never
+
+    @property
+    def dialect(self) -> str:
+        return self._engine.dialect.name
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """A write transaction for lifecycle code (retention, GC): check, then append."""
+        with self._translate():
+            async with _engine.write_transaction(self._engine) as conn:
+                yield Transaction(self, conn)
+
+    @contextlib.asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only connection to the views, for lifecycle code's scans."""
+        with self._translate():
+            async with self._engine.connect() as conn:
+                yield conn
 
     @classmethod
     async def open(cls, url: str) -> MetadataStore:
@@ -113,12 +205,36 @@ class MetadataStore:
         return seq
 
     async def commit_blob(
-        self, repo: str, blob: BlobInfo, *, actor: str, sha512: Digest | None = None
+        self,
+        repo: str,
+        blob: BlobInfo,
+        *,
+        actor: str,
+        sha512: Digest | None = None,
+        present: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
-        """Record a stored blob and link it into ``repo``; ``sha512`` records an alias."""
+        """Record a stored blob and link it into ``repo``; ``sha512`` records an alias.
+
+        ``present`` closes the race with garbage collection (ADR-0007): when
+        the blob has no row, GC may have deleted the bytes this upload's
+        storage commit found already in place, so the bytes are checked
+        under the write lock, where GC deletes them, before the blob is
+        recorded. Gone means the client must upload again (nothing is kept).
+        """
         event = BlobCommitted(repo, blob.sha256, blob.blake3, blob.size, sha512)
         with self._translate():
             async with _engine.write_transaction(self._engine) as conn:
+                known = (
+                    await conn.execute(
+                        sa.select(blobs.c.sha256).where(blobs.c.sha256 == str(blob.sha256))
+                    )
+                ).first()
+                if known is None and present is not None and not await present():
+                    raise BlobUploadInvalid(
+                        f"blob {blob.sha256} was garbage-collected while the upload "
+                        "finished; upload it again",
+                        detail={"digest": str(blob.sha256)},
+                    )
                 await self._append(conn, event, actor)
 
     async def mount_blob(
@@ -144,6 +260,9 @@ class MetadataStore:
                     raise BlobUnknown(
                         f"blob {digest} is not in repository {repo}", detail={"digest": str(digest)}
                     )
+                held = await _holds.protected(conn, repo)
+                if held.covers_blob(str(blob.sha256)):
+                    raise _held(repo, held, f"blob {blob.sha256}")
                 await self._append(conn, BlobUnlinked(repo, blob.sha256), actor)
 
     async def put_manifest(
@@ -156,8 +275,13 @@ class MetadataStore:
         tags: Sequence[str],
         *,
         actor: str,
+        override: str | None = None,
     ) -> None:
         """Store a manifest and point ``tags`` at it.
+
+        A tag that is immutable and points elsewhere is not moved (DENIED)
+        unless ``override`` gives an admin's reason, which is recorded as a
+        ``tag.overridden`` event in the same transaction.
 
         Everything it references except its subject must already be in
         ``repo`` ("the registry MUST NOT accept a manifest that references
@@ -176,31 +300,225 @@ class MetadataStore:
             subject=None if manifest.subject is None else manifest.subject.digest,
             annotations=dict(manifest.annotations or {}),
             references=references,
+            **_native_retention(manifest.annotations or {}),
         )
         with self._translate():
             async with _engine.write_transaction(self._engine) as conn:
                 await _queries.require_references(conn, repo, references)
+                for tag in event.tags:
+                    current = await _queries.tag_digest(conn, repo, tag)
+                    if current is None or current == str(digest):
+                        continue
+                    if self.immutable_tags(repo, tag):
+                        if override is None:
+                            raise Denied(
+                                f"tag {tag} in {repo} is immutable; it cannot be moved",
+                                detail={"tag": tag, "reason": "immutable"},
+                            )
+                        await self._append(conn, TagOverridden(repo, tag, "move", override), actor)
                 await self._append(conn, event, actor)
 
-    async def delete_manifest(self, repo: str, digest: Digest, *, actor: str) -> None:
-        """Delete a manifest; its tags go with it, its referrers stay."""
+    async def delete_manifest(
+        self, repo: str, digest: Digest, *, actor: str, override: str | None = None
+    ) -> None:
+        """Delete a manifest; its tags go with it, its referrers stay.
+
+        Refused (DENIED) when a legal hold covers it, and when an immutable
+        tag points at it unless ``override`` gives an admin's reason.
+        """
         with self._translate():
             async with _engine.write_transaction(self._engine) as conn:
-                if await _queries.manifest_row(conn, repo, str(digest)) is None:
+                await self.check_manifest_deletable(conn, repo, str(digest), actor, override)
+                await self._append(conn, ManifestDeleted(repo, digest), actor)
+
+    async def check_manifest_deletable(
+        self,
+        conn: AsyncConnection,
+        repo: str,
+        digest: str,
+        actor: str,
+        override: str | None = None,
+    ) -> None:
+        """Raise unless ``repo@digest`` may be deleted now; record overrides used."""
+        if await _queries.manifest_row(conn, repo, digest) is None:
+            raise ManifestUnknown(
+                f"manifest {digest} is not in repository {repo}", detail={"digest": digest}
+            )
+        held = await _holds.protected(conn, repo)
+        if held.covers_manifest(digest):
+            raise _held(repo, held, f"manifest {digest}")
+        for tag in await _holds.tags_of(conn, repo, digest):
+            if held.covers_tag(tag):
+                raise _held(repo, held, f"tag {tag}")
+            if self.immutable_tags(repo, tag):
+                if override is None:
+                    raise Denied(
+                        f"tag {tag} in {repo} is immutable; manifest {digest} cannot be deleted",
+                        detail={"tag": tag, "reason": "immutable"},
+                    )
+                await self._append(conn, TagOverridden(repo, tag, "delete", override), actor)
+
+    async def delete_tag(
+        self, repo: str, tag: str, *, actor: str, override: str | None = None
+    ) -> None:
+        with self._translate():
+            async with _engine.write_transaction(self._engine) as conn:
+                await self.check_tag_deletable(conn, repo, tag, actor, override)
+                await self._append(conn, TagDeleted(repo, tag), actor)
+
+    async def check_tag_deletable(
+        self, conn: AsyncConnection, repo: str, tag: str, actor: str, override: str | None = None
+    ) -> None:
+        """Raise unless ``repo:tag`` may be deleted now; record an override used."""
+        if await _queries.tag_digest(conn, repo, tag) is None:
+            raise ManifestUnknown(f"tag {tag} is not in repository {repo}", detail={"tag": tag})
+        held = await _holds.protected(conn, repo)
+        if held.covers_tag(tag):
+            raise _held(repo, held, f"tag {tag}")
+        if self.immutable_tags(repo, tag):
+            if override is None:
+                raise Denied(
+                    f"tag {tag} in {repo} is immutable; it cannot be deleted",
+                    detail={"tag": tag, "reason": "immutable"},
+                )
+            await self._append(conn, TagOverridden(repo, tag, "delete", override), actor)
+
+    # -- lifecycle: holds, retention, pulls, garbage collection ---------------
+
+    async def place_hold(
+        self, repo: str, reference: str | None, reason: str, *, actor: str
+    ) -> HoldRecord:
+        """Hold ``repo`` (reference None), or the manifest a digest or tag names."""
+        if not reason.strip():
+            raise Denied("a legal hold needs a reason", detail={"reason": "hold"})
+        hold_id = uuid.uuid4().hex
+        with self._translate():
+            async with _engine.write_transaction(self._engine) as conn:
+                digest: str | None = None
+                tag: str | None = None
+                if reference is None:
+                    if not await _queries.repository_exists(conn, repo):
+                        raise ManifestUnknown(f"repository {repo} is unknown")
+                else:
+                    if ":" in reference:
+                        digest = reference
+                    else:
+                        tag, digest = reference, await _queries.tag_digest(conn, repo, reference)
+                    if digest is None or await _queries.manifest_row(conn, repo, digest) is None:
+                        raise ManifestUnknown(
+                            f"manifest {reference} is not in repository {repo}",
+                            detail={"reference": reference},
+                        )
+                event = HoldPlaced(
+                    repository=repo,
+                    hold_id=hold_id,
+                    digest=None if digest is None else Digest.parse(digest),
+                    tag=tag,
+                    reason=reason,
+                    placed_by=actor,
+                )
+                await self._append(conn, event, actor)
+                row = (await conn.execute(sa.select(holds).where(holds.c.id == hold_id))).one()
+        return HoldRecord(**row._mapping)
+
+    async def release_hold(self, hold_id: str, reason: str, *, actor: str) -> HoldRecord:
+        with self._translate():
+            async with _engine.write_transaction(self._engine) as conn:
+                row = (await conn.execute(sa.select(holds).where(holds.c.id == hold_id))).first()
+                if row is None:
+                    raise ManifestUnknown(f"no active hold {hold_id}", detail={"hold": hold_id})
+                await self._append(conn, HoldReleased(row.repository, hold_id, reason), actor)
+        return HoldRecord(**row._mapping)
+
+    async def list_holds(self, repo: str | None = None) -> list[HoldRecord]:
+        query = sa.select(holds).order_by(holds.c.placed_at, holds.c.id)
+        if repo is not None:
+            query = query.where(holds.c.repository == repo)
+        with self._translate():
+            async with self._engine.connect() as conn:
+                rows = (await conn.execute(query)).all()
+        return [HoldRecord(**row._mapping) for row in rows]
+
+    async def extend_retention(
+        self, repo: str, digest: Digest, until: dt.datetime, *, actor: str
+    ) -> dt.datetime:
+        """Keep ``repo@digest`` until ``until``; an earlier date than today's is refused."""
+        if until.tzinfo is None:
+            raise ValueError("naive datetime")
+        until = until.astimezone(dt.UTC)
+        with self._translate():
+            async with _engine.write_transaction(self._engine) as conn:
+                row = (
+                    await conn.execute(
+                        sa.select(manifests.c.retain_until).where(
+                            manifests.c.repository == repo, manifests.c.digest == str(digest)
+                        )
+                    )
+                ).first()
+                if row is None:
                     raise ManifestUnknown(
                         f"manifest {digest} is not in repository {repo}",
                         detail={"digest": str(digest)},
                     )
-                await self._append(conn, ManifestDeleted(repo, digest), actor)
+                current = row.retain_until
+                if current is not None and until <= current:
+                    raise Denied(
+                        f"retention can only be extended: {repo}@{digest} is kept until "
+                        f"{current.isoformat()}",
+                        detail={"reason": "retention", "until": current.isoformat()},
+                    )
+                event = RetentionExtended(repo, digest, until.isoformat())
+                await self._append(conn, event, actor)
+        return until
 
-    async def delete_tag(self, repo: str, tag: str, *, actor: str) -> None:
+    async def record_pulls(self, pulled: Iterable[tuple[str, str]], *, actor: str) -> int:
+        """Append one manifest.pulled per (repository, digest) still present."""
+        count = 0
         with self._translate():
             async with _engine.write_transaction(self._engine) as conn:
-                if await _queries.tag_digest(conn, repo, tag) is None:
-                    raise ManifestUnknown(
-                        f"tag {tag} is not in repository {repo}", detail={"tag": tag}
+                for repo, digest in pulled:
+                    if await _queries.manifest_row(conn, repo, digest) is None:
+                        continue
+                    await self._append(conn, ManifestPulled(repo, Digest.parse(digest)), actor)
+                    count += 1
+        return count
+
+    async def delete_blob(
+        self,
+        sha256: str,
+        touched_before: dt.datetime,
+        remove: Callable[[], Awaitable[None]],
+        *,
+        actor: str,
+    ) -> int | None:
+        """GC's sweep of one blob: bytes and row together, under the write lock.
+
+        Re-checks, under the lock, that no repository links the blob and that
+        it was last touched before ``touched_before``; then ``remove`` deletes
+        the bytes and the blob.deleted event commits. Returns the bytes
+        freed, or None when the blob is no longer garbage. See ADR-0007.
+        """
+        with self._translate():
+            async with _engine.write_transaction(self._engine) as conn:
+                row = (
+                    await conn.execute(
+                        sa.select(blobs.c.size, blobs.c.touched_at, blobs.c.created_at).where(
+                            blobs.c.sha256 == sha256
+                        )
                     )
-                await self._append(conn, TagDeleted(repo, tag), actor)
+                ).first()
+                if row is None or (row.touched_at or row.created_at) >= touched_before:
+                    return None
+                linked = await conn.execute(
+                    sa.select(repository_blobs.c.repository)
+                    .where(repository_blobs.c.sha256 == sha256)
+                    .limit(1)
+                )
+                if linked.first() is not None:
+                    return None
+                await remove()
+                await self._append(conn, BlobDeleted(Digest.parse(sha256), row.size), actor)
+                return int(row.size)
 
     async def start_upload(self, repo: str, upload_id: str, *, actor: str) -> None:
         with self._translate():

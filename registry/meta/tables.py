@@ -25,6 +25,7 @@ __all__ = [
     "UTCDateTime",
     "blobs",
     "events",
+    "holds",
     "manifest_references",
     "manifests",
     "metadata",
@@ -118,6 +119,8 @@ blobs = sa.Table(
     sa.Column("restore_state", sa.String(16), nullable=True),
     sa.Column("restore_expires_at", UTCDateTime, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # Last commit, mount or unlink: garbage collection's grace window runs from here.
+    sa.Column("touched_at", UTCDateTime, nullable=True),
     sa.CheckConstraint("tier IN ('hot', 'warm', 'cold', 'archive')", name="tier"),
     sa.CheckConstraint(
         "restore_state IS NULL OR restore_state IN ('pending', 'restored')", name="restore_state"
@@ -129,6 +132,7 @@ repository_blobs = sa.Table(
     metadata,
     sa.Column("repository", _name(), sa.ForeignKey("repositories.name"), primary_key=True),
     sa.Column("sha256", _digest(), sa.ForeignKey("blobs.sha256"), primary_key=True),
+    # Linked, re-linked, or released by a deleted manifest: GC's grace runs from here.
     sa.Column("linked_at", UTCDateTime, nullable=False),
     sa.Index(None, "sha256"),
 )
@@ -145,6 +149,13 @@ manifests = sa.Table(
     sa.Column("subject", _digest(), nullable=True),
     sa.Column("annotations", _json, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # Pushed, tagged or untagged: the grace for untagged manifests runs from here.
+    sa.Column("touched_at", UTCDateTime, nullable=True),
+    # Last manifest.pulled event (coalesced; None: never pulled).
+    sa.Column("pulled_at", UTCDateTime, nullable=True),
+    # A native artifact's retention class and keep-until date (extended by events).
+    sa.Column("retention_class", sa.String(64), nullable=True),
+    sa.Column("retain_until", UTCDateTime, nullable=True),
     # The referrers API looks manifests up by subject.
     sa.Index(None, "repository", "subject"),
 )
@@ -188,8 +199,24 @@ uploads = sa.Table(
     sa.Index(None, "state", "updated_at"),
 )
 
+# Active legal holds; released ones leave the view (the log keeps them).
+holds = sa.Table(
+    "holds",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("repository", _name(), nullable=False),
+    # NULL: the whole repository is held.
+    sa.Column("digest", _digest(), nullable=True),
+    sa.Column("tag", _name(), nullable=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("placed_by", sa.String(255), nullable=False),
+    sa.Column("placed_at", UTCDateTime, nullable=False),
+    sa.Index(None, "repository", "digest"),
+)
+
 # Children before parents: the order rebuild_views empties them in.
 VIEWS: tuple[sa.Table, ...] = (
+    holds,
     tags,
     manifest_references,
     manifests,

@@ -12,13 +12,19 @@ from oci.errors import Corruption
 from registry.meta.events import (
     EVENT_TYPES,
     BlobCommitted,
+    BlobDeleted,
     BlobMounted,
     BlobUnlinked,
     Event,
+    HoldPlaced,
+    HoldReleased,
     ManifestDeleted,
+    ManifestPulled,
     ManifestPut,
     ManifestReference,
+    RetentionExtended,
     TagDeleted,
+    TagOverridden,
     UploadEnded,
     UploadProgressed,
     UploadStarted,
@@ -56,8 +62,16 @@ any_event: st.SearchStrategy[Event] = st.one_of(
         st.none() | digests,
         st.dictionaries(names, st.text(max_size=10), max_size=3),
         st.lists(references, max_size=4).map(tuple),
+        st.none() | names,
+        st.none() | st.just("2030-01-01T00:00:00+00:00"),
     ),
     st.builds(ManifestDeleted, names, digests),
+    st.builds(ManifestPulled, names, digests),
+    st.builds(BlobDeleted, digests, st.integers(0, 2**62)),
+    st.builds(HoldPlaced, names, names, st.none() | digests, st.none() | names, names, names),
+    st.builds(HoldReleased, names, names, st.text(max_size=10)),
+    st.builds(RetentionExtended, names, digests, st.just("2031-05-06T07:08:09+00:00")),
+    st.builds(TagOverridden, names, names, st.sampled_from(["move", "delete"]), names),
     st.builds(TagDeleted, names, names),
     st.builds(UploadStarted, names, names),
     st.builds(UploadProgressed, names, names, st.integers(0, 2**62)),
@@ -88,7 +102,37 @@ def test_every_type_is_covered() -> None:
         "upload.started",
         "upload.progressed",
         "upload.ended",
+        "manifest.pulled",
+        "blob.deleted",
+        "hold.placed",
+        "hold.released",
+        "retention.extended",
+        "tag.overridden",
     } == EVENT_TYPES
+
+
+def test_payload_written_before_a_field_existed_still_decodes() -> None:
+    # manifest.put gained its retention fields after logs were written; an old
+    # payload lacks them and reads back with their defaults.
+    digest = Digest.compute(b"m")
+    old = {
+        "repository": "r",
+        "digest": str(digest),
+        "media_type": "application/vnd.oci.image.manifest.v1+json",
+        "body": b"{}",
+        "tags": ["v1"],
+        "artifact_type": None,
+        "subject": None,
+        "annotations": {},
+        "references": [],
+    }
+    event = decode("manifest.put", cbor2.dumps(old, canonical=True))
+    assert isinstance(event, ManifestPut)
+    assert (event.retention_class, event.retain_until) == (None, None)
+    # A field without a default is still required.
+    del old["tags"]
+    with pytest.raises(Corruption, match="missing fields"):
+        decode("manifest.put", cbor2.dumps(old, canonical=True))
 
 
 def test_unknown_type_is_corruption() -> None:
@@ -152,4 +196,6 @@ def test_to_json_is_plain_data() -> None:
         "subject": None,
         "annotations": {"a": "b"},
         "references": [{"kind": "layer", "digest": str(layer)}],
+        "retention_class": None,
+        "retain_until": None,
     }

@@ -1,0 +1,90 @@
+"""What legal holds and immutable tags protect, read from the views.
+
+A hold on a manifest protects it, everything it references (child
+manifests, config and layer blobs, transitively) and everything that refers
+to it (referrers: signatures, SBOMs, attestations), transitively too. A hold
+on a repository protects everything in it. These reads run inside the
+writer's transaction, under the write lock, so a check and the change it
+guards cannot be separated by another writer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from registry.meta.tables import holds, manifest_references, manifests, tags
+
+__all__ = ["Protected", "protected"]
+
+
+@dataclass(frozen=True, slots=True)
+class Protected:
+    """The held closure of one repository."""
+
+    whole_repository: bool
+    manifests: frozenset[str]  # digests of held manifests (held, referenced or referring)
+    blobs: frozenset[str]  # digests of blobs those manifests reference
+    tags: frozenset[str]  # tags named by a hold on an artifact version or tag
+    hold_ids: tuple[str, ...]
+
+    def covers_manifest(self, digest: str) -> bool:
+        return self.whole_repository or digest in self.manifests
+
+    def covers_blob(self, digest: str) -> bool:
+        return self.whole_repository or digest in self.blobs
+
+    def covers_tag(self, tag: str) -> bool:
+        return self.whole_repository or tag in self.tags
+
+
+async def protected(conn: AsyncConnection, repository: str) -> Protected:
+    rows = (
+        await conn.execute(
+            sa.select(holds.c.id, holds.c.digest, holds.c.tag).where(
+                holds.c.repository == repository
+            )
+        )
+    ).all()
+    whole = any(row.digest is None for row in rows)
+    held_tags = frozenset(row.tag for row in rows if row.tag is not None)
+    frontier = {row.digest for row in rows if row.digest is not None}
+    kept: set[str] = set()
+    blobs: set[str] = set()
+    while frontier and not whole:
+        kept |= frontier
+        batch = list(frontier)
+        refs = (
+            await conn.execute(
+                sa.select(
+                    manifest_references.c.kind, manifest_references.c.referenced_digest
+                ).where(
+                    manifest_references.c.repository == repository,
+                    manifest_references.c.manifest_digest.in_(batch),
+                )
+            )
+        ).all()
+        children = {r.referenced_digest for r in refs if r.kind == "manifest"}
+        blobs |= {r.referenced_digest for r in refs if r.kind != "manifest"}
+        referrers = (
+            await conn.execute(
+                sa.select(manifests.c.digest).where(
+                    manifests.c.repository == repository, manifests.c.subject.in_(batch)
+                )
+            )
+        ).scalars()
+        frontier = (children | set(referrers)) - kept
+    return Protected(
+        whole_repository=whole,
+        manifests=frozenset(kept),
+        blobs=frozenset(blobs),
+        tags=held_tags,
+        hold_ids=tuple(row.id for row in rows),
+    )
+
+
+async def tags_of(conn: AsyncConnection, repository: str, digest: str) -> list[str]:
+    query = sa.select(tags.c.tag).where(tags.c.repository == repository, tags.c.digest == digest)
+    return list((await conn.execute(query.order_by(tags.c.tag))).scalars())
