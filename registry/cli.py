@@ -11,6 +11,10 @@ from sqlalchemy.exc import ArgumentError
 from oci.errors import RegistryError
 from registry.auth.commands import register as register_auth_commands
 from registry.config import ConfigError, Settings, load_settings
+from registry.lifecycle.gc_commands import register as register_gc
+from registry.lifecycle.hold_commands import register as register_holds
+from registry.lifecycle.retention_commands import register as register_retention
+from registry.lifecycle.verify_commands import register as register_verify
 from registry.native.commands import register as register_native
 
 __all__ = ["app", "main"]
@@ -148,6 +152,10 @@ def copy_storage(
 
 
 register_auth_commands(admin, _settings)
+register_retention(app, _settings)
+register_holds(app)
+register_verify(app, _settings)
+register_gc(app, _settings)
 
 
 def main() -> None:

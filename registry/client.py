@@ -3,12 +3,17 @@
 Theory of operation. ``push`` hashes every file (sha256 and blake3 in one
 read), then uploads the files in parallel, each by one of three routes:
 
-1. the repository already holds the blob (``HEAD /v2/<name>/blobs/<sha256>``):
-   nothing is sent, which is what makes a re-run after an interruption cheap;
-2. a session for this blob survives from an interrupted run (its id is kept in
+1. a file up to ``SMALL`` bytes is sent at once in one request naming both
+   digests (``POST …/uploads?sha256=…&blake3=…``): the server stores it, or
+   answers 200 without storing it when the repository holds it already, so
+   a small file costs one round trip whether or not it is new;
+2. a larger file the repository already holds (``HEAD /v2/<name>/blobs/<sha256>``)
+   is not sent, which is what makes a re-run after an interruption cheap;
+   up to ``CHUNK`` bytes it goes in one request as in 1;
+3. a session for this blob survives from an interrupted run (its id is kept in
    a small state file under the cache directory): its status says how many
    bytes the server holds, and the upload continues from there;
-3. otherwise a new session, sent in chunks with ``Content-Range``.
+4. otherwise a new session, sent in chunks with ``Content-Range``.
 
 Each session is committed under both digests. Then the native manifest is
 built and PUT as canonical CBOR. ``pull`` streams each file to a temporary
@@ -17,6 +22,9 @@ path is re-checked here (the server checks it too) so a hostile server can
 never make a pull write outside the target directory.
 
 Memory stays bounded: files are read and written in ``CHUNK``-sized pieces.
+The connection pool keeps one connection alive per worker, so parallel
+requests never wait for a connection or pay a new handshake. Credentials
+and the token flow are ``registry.client_auth``'s.
 """
 
 from __future__ import annotations
@@ -38,23 +46,28 @@ import httpx
 
 from oci import native
 from oci.digest import Digest
+from oci.errors import RegistryError
 from oci.native import ExternalLink, NativeFile, NativeManifest, Retention
+from registry.auth.scope import classify, scope_for
+from registry.client_auth import AuthError, ClientError, Credentials, RegistryAuth
 
 __all__ = [
     "CHUNK",
+    "SMALL",
+    "AuthError",
     "ClientError",
     "NativeClient",
     "Progress",
     "default_state_dir",
+    "open_http",
     "scan",
 ]
 
 CHUNK = 8 * 1024 * 1024
+# Up to this size a file is sent without asking whether the server has it:
+# the question would cost as much as the answer.
+SMALL = 256 * 1024
 Progress = Callable[[str, int], None]  # (path, bytes just done)
-
-
-class ClientError(Exception):
-    """The server refused, or the bytes did not verify; the message says which and why."""
 
 
 def default_state_dir() -> Path:
@@ -93,27 +106,89 @@ def scan(root: Path, workers: int = 4) -> list[tuple[Path, NativeFile]]:
         return list(pool.map(entry, found))
 
 
-def _raise_for(response: httpx.Response, what: str) -> None:
+_SIGN_IN = (
+    "give --username and --password (or ARTIFACT_STORE_USERNAME and "
+    "ARTIFACT_STORE_PASSWORD, or an API token in ARTIFACT_STORE_TOKEN), "
+    "or run `artifact-store login SERVER`"
+)
+
+
+def raise_for(response: httpx.Response, what: str) -> None:
+    """ClientError naming ``what`` and the server's reason, unless the response succeeded."""
     if response.is_success:
         return
+    response.read()  # a streamed response's error body
     try:
         error = response.json()["errors"][0]
         reason = f"{error['code']}: {error['message']}"
     except (ValueError, KeyError, IndexError, TypeError):
         reason = response.text[:200] or response.reason_phrase
+    if response.status_code == 401:
+        signed_in = response.request.headers.get("authorization") is not None
+        if not signed_in or "anonymous" in reason:
+            raise AuthError(f"{what}: authentication required; {_SIGN_IN}")
+        raise AuthError(f"{what}: authentication failed ({reason})")
     raise ClientError(f"{what}: HTTP {response.status_code} {reason}")
+
+
+_raise_for = raise_for
+
+
+def open_http(
+    server: str,
+    credentials: Credentials | None = None,
+    *,
+    connections: int = 4,
+    timeout: float = 300.0,
+    pushing: Callable[[str], bool] = lambda name: False,
+) -> httpx.Client:
+    """An HTTP client on ``server`` that signs in as the server asks (``RegistryAuth``).
+
+    ``pushing(name)`` says whether the caller is about to push to ``name``:
+    then a token is asked for pull and push at once, not one after the other.
+    """
+
+    def scope_of(request: httpx.Request) -> str | None:
+        try:
+            target = classify(request.method, request.url.path, b"", request.url.params)
+        except RegistryError:  # a name the server would refuse: let the challenge decide
+            return None
+        if target.repository is not None and pushing(target.repository):
+            return f"repository:{target.repository}:pull,push"
+        return scope_for(target) if target.repository is not None else None
+
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    return httpx.Client(
+        base_url=server.rstrip("/"),
+        timeout=timeout,
+        limits=limits,
+        auth=RegistryAuth(credentials, scope_of=scope_of),
+    )
 
 
 @dataclass
 class NativeClient:
     server: str
     state_dir: Path | None = None
-    workers: int = 4
+    workers: int = 8
     timeout: float = 300.0
+    credentials: Credentials | None = None
 
     def __post_init__(self) -> None:
         self.server = self.server.rstrip("/")
-        self._http = httpx.Client(base_url=self.server, timeout=self.timeout)
+        self._pushing: set[str] = set()
+        self._http = open_http(
+            self.server,
+            self.credentials,
+            connections=self.workers + 1,
+            timeout=self.timeout,
+            pushing=self._pushing.__contains__,
+        )
+
+    @property
+    def http(self) -> httpx.Client:
+        """The signed-in HTTP client, for requests this class has no method for."""
+        return self._http
 
     def close(self) -> None:
         self._http.close()
@@ -149,20 +224,20 @@ class NativeClient:
 
     def upload_file(self, name: str, path: Path, f: NativeFile, progress: Progress) -> str:
         """Make ``f`` a committed blob of ``name``; returns how: skipped, resumed or uploaded."""
-        if self.has_blob(name, f.sha256):
+        if f.size > SMALL and self.has_blob(name, f.sha256):
             progress(f.path, f.size)
             return "skipped"
         params = {"sha256": str(f.sha256)}
         if f.blake3 is not None:
             params["blake3"] = str(f.blake3)
         if f.size <= CHUNK:
-            # Small: one request that opens, fills and commits the session.
+            # One request that stores and commits the blob (200: it was there already).
             with path.open("rb") as fh:
                 data = fh.read()
             r = self._http.post(f"/api/v1/artifacts/{name}/uploads", params=params, content=data)
             _raise_for(r, f"upload {f.path}")
             progress(f.path, f.size)
-            return "uploaded"
+            return "skipped" if r.status_code == 200 else "uploaded"
         state = self._state_file(name, f.sha256)
         resumed = self._resume(name, state)
         if resumed is None:
@@ -225,8 +300,11 @@ class NativeClient:
             on_scanned(files)
         report = progress or (lambda path, n: None)
         counts = {"skipped": 0, "resumed": 0, "uploaded": 0}
+        self._pushing.add(name)
+        # Largest first: a big file started last would leave the other workers idle.
+        ordered = sorted(entries, key=lambda entry: -entry[1].size)
         with ThreadPoolExecutor(self.workers) as pool:
-            jobs = [pool.submit(self.upload_file, name, p, f, report) for p, f in entries]
+            jobs = [pool.submit(self.upload_file, name, p, f, report) for p, f in ordered]
             for job in jobs:
                 counts[job.result()] += 1
         response = self._http.put(

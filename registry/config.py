@@ -11,7 +11,10 @@ import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from registry.lifecycle.policy import LifecyclePolicy
 
 __all__ = ["ConfigError", "Settings", "load_settings", "parse_listen"]
 
@@ -51,6 +54,17 @@ class Settings:
     auth_oidc_username_claim: str = "sub"
     auth_oidc_tenant_claim: str = "tenant"
     auth_oidc_roles_claim: str = "roles"
+    # Garbage collection inside the server (docs/gc.md): a run every this many
+    # seconds (0: never; the `gc` command works either way), keeping what is
+    # younger than the grace window.
+    gc_interval_seconds: float = 0.0
+    gc_grace_seconds: float = 3600.0
+    # Manifest GETs are recorded as manifest.pulled events, at most one per
+    # (repository, digest) per this many seconds (docs/lifecycle.md).
+    pull_record_seconds: float = 3600.0
+    # The TOML file's [retention] and [[immutable_tags]] tables, validated
+    # (registry/lifecycle/policy.py); None: no rules. Not settable by flag or env.
+    lifecycle: LifecyclePolicy | None = None
 
     @property
     def resolved_database_url(self) -> str:
@@ -65,7 +79,10 @@ class Settings:
         return str(Path(self.data_dir).absolute() / "blobs")
 
 
-_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+# Structured settings come from tables of the TOML file only.
+_STRUCTURED_FIELDS = frozenset({"lifecycle"})
+_STRUCTURED_TABLES = frozenset({"retention", "immutable_tags"})
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name not in _STRUCTURED_FIELDS}
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -106,6 +123,14 @@ def load_settings(
             raise ConfigError(f"cannot read config file {config_file}: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {config_file} is not valid TOML: {exc}") from None
+        structured = {k: document.pop(k) for k in _STRUCTURED_TABLES & document.keys()}
+        if structured:
+            from registry.lifecycle.policy import parse_policy  # imports this module
+
+            try:
+                values["lifecycle"] = parse_policy(structured)
+            except ConfigError as exc:
+                raise ConfigError(f"{config_file}: {exc}") from None
         for key, value in document.items():
             name = key.replace("-", "_")
             if name not in _FIELDS:

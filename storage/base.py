@@ -160,6 +160,16 @@ class BlobStore(Protocol):
         """
         ...
 
+    async def modified(self, digest: Digest) -> float:
+        """When the blob's bytes were written, in seconds since the epoch; BlobNotFound if none.
+
+        Lets a sweeper leave young bytes alone: bytes a commit just stored
+        may not be recorded by the control plane yet. Guaranteed: not before
+        the commit that stored them began. Undefined: whether committing bytes
+        that were already stored moves it forward.
+        """
+        ...
+
     async def delete(self, digest: Digest) -> None:
         """Remove the blob and all of its names; BlobNotFound if there is none.
 

@@ -206,6 +206,18 @@ class FsBlobStore:
             raise
         return _read_file(file, offset, count)
 
+    async def modified(self, digest: Digest) -> float:
+        def mtime() -> float:
+            sha256 = digest if digest.algorithm == "sha256" else self._stat_sync(digest)[0].sha256
+            try:
+                return (self._blob_dir(sha256.hex) / "data").stat().st_mtime
+            except FileNotFoundError:
+                raise BlobNotFound(
+                    f"blob {digest} not found", detail={"digest": str(digest)}
+                ) from None
+
+        return await _io(mtime)
+
     async def delete(self, digest: Digest) -> None:
         def delete() -> None:
             info, names = self._stat_sync(digest)

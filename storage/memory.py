@@ -2,7 +2,7 @@
 
 Key layout, in ``_Backend``::
 
-    blobs       sha256 hex  -> _Blob(data, blake3, sha512 | None)
+    blobs       sha256 hex  -> _Blob(data, blake3, sha512 | None, written)
     aliases     blake3 / sha512 Digest -> sha256 hex
     staged      upload id   -> bytearray of the session's bytes
     touched     upload id   -> time of the session's last change
@@ -37,6 +37,7 @@ class _Blob:
     data: bytes
     blake3: Digest
     sha512: Digest | None = None
+    written: float = field(default_factory=time.time)
 
 
 @dataclass(slots=True)
@@ -94,6 +95,10 @@ class MemoryBlobStore:
         _, blob = self._resolve(digest)
         count = check_range(len(blob.data), offset, length)
         return _chunks(blob.data, offset, offset + count)
+
+    async def modified(self, digest: Digest) -> float:
+        await anyio.lowlevel.checkpoint()
+        return self._resolve(digest)[1].written
 
     async def delete(self, digest: Digest) -> None:
         await anyio.lowlevel.checkpoint()

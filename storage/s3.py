@@ -386,6 +386,16 @@ class S3BlobStore:
             raise BlobNotFound(f"blob {digest} not found", detail={"digest": str(digest)})
         return info
 
+    async def modified(self, digest: Digest) -> float:
+        key = self._key("blobs", "sha256", await self._resolve(digest))
+        try:
+            stat = await self._call(
+                lambda: self._client.stat_object(self._bucket, key), f"HEAD {key}"
+            )
+        except _Missing:
+            raise BlobNotFound(f"blob {digest} not found", detail={"digest": str(digest)}) from None
+        return 0.0 if stat.last_modified is None else stat.last_modified.timestamp()
+
     async def read(
         self, digest: Digest, offset: int = 0, length: int | None = None
     ) -> AsyncIterator[bytes]:

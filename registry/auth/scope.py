@@ -71,12 +71,15 @@ _NATIVE = (
     (r"/versions", {"GET": "pull"}),
     (r"/versions/[^/]+", {"GET": "pull", "PUT": "push", "DELETE": "delete"}),
     (r"/versions/[^/]+/files/.*", {"GET": "pull"}),
+    (r"/versions/[^/]+/retention", {"POST": "admin"}),
     (r"/history", {"GET": "pull"}),
 )
 _NATIVE_PATTERNS = tuple(
     (re.compile(rf"^{_NATIVE_PREFIX}(?P<name>{_LAZY}){tail}$"), methods)
     for tail, methods in _NATIVE
 )
+# Legal holds: a repository's admins scope a request with ?repository=; else registry admins.
+_HOLDS = re.compile(r"^/api/v1/holds(?:/[^/]+)?$")
 _USAGE = re.compile(r"^/api/v1/tenants/(?P<tenant>[a-z0-9][a-z0-9._-]*)/usage$")
 _OPEN = frozenset({"/health", "/api/v1/openapi.json"})
 # Encoded "/", "\" and "." never appear in a name, tag, digest or upload id.
@@ -122,17 +125,28 @@ def classify(method: str, path: str, raw_path: bytes, query: Mapping[str, str]) 
                 return Target("repository", action, _repository(found["name"]), unknown)
         return Target("admin", "admin")
     if path.startswith(_NATIVE_PREFIX):
+        # As the router picks: the first pattern matching path and method wins (a file
+        # path may end in "/uploads" or "/retention"); else the first matching path (405).
+        verb = "GET" if method == "HEAD" else method
+        first: re.Match[str] | None = None
         for native, methods in _NATIVE_PATTERNS:
             found = native.match(path)
-            if found:
-                action = methods.get(method, "pull")
-                return Target("repository", action, _repository(found["name"]), "name")
+            if found and verb in methods:
+                return Target("repository", methods[verb], _repository(found["name"]), "name")
+            first = first or found
+        if first:
+            return Target("repository", "pull", _repository(first["name"]), "name")
         return Target("admin", "admin")
     if path == "/api/v1/events":
         repository = query.get("repository")
         if repository is None:
             return Target("events", "admin")
         return Target("events", "pull", _repository(repository))
+    if _HOLDS.match(path):
+        held = query.get("repository")
+        if held is None:
+            return Target("admin", "admin")
+        return Target("repository", "admin", _repository(held))
     usage = _USAGE.match(path)
     if usage:
         return Target("usage", "pull", tenant=usage["tenant"])

@@ -19,7 +19,11 @@ from registry.config import Settings
 from registry.events import WriteNotifier, running_events
 from registry.events.http import routes as event_routes
 from registry.http.errors import exception_handlers
+from registry.http.holds import routes as hold_routes
+from registry.http.retention import routes as retention_routes
 from registry.http.v2 import routes as v2_routes
+from registry.lifecycle.gc import run_scheduled as scheduled_gc
+from registry.lifecycle.pulls import PullRecorder
 from registry.native.routes import routes as native_routes
 from registry.service.registry import Registry, expire_uploads, open_registry
 
@@ -71,6 +75,8 @@ def create_app(
             )
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(_expiry_loop, current)
+                tasks.start_soon(scheduled_gc, current)  # gc_interval_seconds; 0: returns
+                tasks.start_soon(app.state.pulls.run, current.meta)
                 yield
                 tasks.cancel_scope.cancel()
 
@@ -79,6 +85,8 @@ def create_app(
             Route("/health", health, methods=["GET"]),
             *v2_routes,
             *native_routes,
+            *hold_routes,
+            *retention_routes,
             *event_routes(lambda request: request.app.state.events),
         ],
         exception_handlers=exception_handlers,
@@ -88,6 +96,8 @@ def create_app(
         ],
         lifespan=lifespan,
     )
+    # Manifest GETs note pulls here; the lifespan task above records them.
+    app.state.pulls = PullRecorder(settings.pull_record_seconds)
     if registry is not None:
         app.state.registry = registry
     if auth is not None:

@@ -28,6 +28,7 @@ from oci.mediatype import OCI_INDEX
 from oci.reference import validate_repository
 from registry.auth.catalog import visible_catalog
 from registry.auth.middleware import principal_of
+from registry.http._lifecycle import override_of, record_pull
 from registry.http._request import actor, read_capped
 from registry.http.errors import API_VERSION_HEADERS
 from registry.http.ranges import parse_range
@@ -137,6 +138,7 @@ async def get_manifest(request: Request) -> Response:
         }
     )
     body = b"" if request.method == "HEAD" else record.body
+    record_pull(request, name, record.digest)
     response = Response(body, 200, headers=headers, media_type=record.media_type)
     response.headers["Content-Length"] = str(record.size)
     return response
@@ -155,6 +157,7 @@ async def put_manifest(request: Request) -> Response:
         request.headers.get("content-type"),
         request.query_params.getlist("tag"),
         actor=actor(request),
+        override=await override_of(request, name),
     )
     headers = _headers(
         Location=_absolute(request, f"/v2/{name}/manifests/{digest}"),
@@ -168,7 +171,11 @@ async def put_manifest(request: Request) -> Response:
 async def delete_manifest(request: Request) -> Response:
     name = _name(request)
     await manifests.delete_manifest(
-        _registry(request), name, request.path_params["reference"], actor=actor(request)
+        _registry(request),
+        name,
+        request.path_params["reference"],
+        actor=actor(request),
+        override=await override_of(request, name),
     )
     return Response(b"", 202, headers=_headers())
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from registry.meta.tables import blobs as blob_rows
 from registry.meta.tables import holds, manifest_references, manifests, tags
 
 __all__ = ["Protected", "protected"]
@@ -26,7 +27,8 @@ class Protected:
 
     whole_repository: bool
     manifests: frozenset[str]  # digests of held manifests (held, referenced or referring)
-    blobs: frozenset[str]  # digests of blobs those manifests reference
+    # Blobs those manifests reference: as they name them, and by sha256 (the blob's key).
+    blobs: frozenset[str]
     tags: frozenset[str]  # tags named by a hold on an artifact version or tag
     hold_ids: tuple[str, ...]
 
@@ -79,10 +81,21 @@ async def protected(conn: AsyncConnection, repository: str) -> Protected:
     return Protected(
         whole_repository=whole,
         manifests=frozenset(kept),
-        blobs=frozenset(blobs),
+        blobs=frozenset(blobs | await _sha256_of(conn, blobs)),
         tags=held_tags,
         hold_ids=tuple(row.id for row in rows),
     )
+
+
+async def _sha256_of(conn: AsyncConnection, digests: set[str]) -> set[str]:
+    """The sha256 keys of blobs a manifest names by blake3 or sha512 (callers compare keys)."""
+    aliases = [d for d in digests if not d.startswith("sha256:")]
+    if not aliases:
+        return set()
+    query = sa.select(blob_rows.c.sha256).where(
+        sa.or_(blob_rows.c.blake3.in_(aliases), blob_rows.c.sha512.in_(aliases))
+    )
+    return set((await conn.execute(query)).scalars())
 
 
 async def tags_of(conn: AsyncConnection, repository: str, digest: str) -> list[str]:

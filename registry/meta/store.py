@@ -281,7 +281,8 @@ class MetadataStore:
 
         A tag that is immutable and points elsewhere is not moved (DENIED)
         unless ``override`` gives an admin's reason, which is recorded as a
-        ``tag.overridden`` event in the same transaction.
+        ``tag.overridden`` event in the same transaction. A tag a legal hold
+        covers is not moved at all (no override lifts a hold).
 
         Everything it references except its subject must already be in
         ``repo`` ("the registry MUST NOT accept a manifest that references
@@ -305,10 +306,14 @@ class MetadataStore:
         with self._translate():
             async with _engine.write_transaction(self._engine) as conn:
                 await _queries.require_references(conn, repo, references)
+                held: _holds.Protected | None = None
                 for tag in event.tags:
                     current = await _queries.tag_digest(conn, repo, tag)
                     if current is None or current == str(digest):
                         continue
+                    held = held or await _holds.protected(conn, repo)
+                    if held.covers_tag(tag):
+                        raise _held(repo, held, f"tag {tag}")
                     if self.immutable_tags(repo, tag):
                         if override is None:
                             raise Denied(
@@ -422,6 +427,8 @@ class MetadataStore:
         return HoldRecord(**row._mapping)
 
     async def release_hold(self, hold_id: str, reason: str, *, actor: str) -> HoldRecord:
+        if not reason.strip():
+            raise Denied("releasing a legal hold needs a reason", detail={"reason": "hold"})
         with self._translate():
             async with _engine.write_transaction(self._engine) as conn:
                 row = (await conn.execute(sa.select(holds).where(holds.c.id == hold_id))).first()
@@ -442,7 +449,8 @@ class MetadataStore:
     async def extend_retention(
         self, repo: str, digest: Digest, until: dt.datetime, *, actor: str
     ) -> dt.datetime:
-        """Keep ``repo@digest`` until ``until``; an earlier date than today's is refused."""
+        """Keep ``repo@digest`` until ``until``: refused (DENIED) unless later than now and
+        than the date already recorded, so retention is never shortened."""
         if until.tzinfo is None:
             raise ValueError("naive datetime")
         until = until.astimezone(dt.UTC)
@@ -467,6 +475,15 @@ class MetadataStore:
                         f"{current.isoformat()}",
                         detail={"reason": "retention", "until": current.isoformat()},
                     )
+                if until <= dt.datetime.now(dt.UTC):
+                    raise Denied(
+                        "retention can only be extended into the future, "
+                        f"not to {until.isoformat()}",
+                        detail={
+                            "reason": "retention",
+                            "until": None if current is None else current.isoformat(),
+                        },
+                    )
                 event = RetentionExtended(repo, digest, until.isoformat())
                 await self._append(conn, event, actor)
         return until
@@ -476,7 +493,7 @@ class MetadataStore:
         count = 0
         with self._translate():
             async with _engine.write_transaction(self._engine) as conn:
-                for repo, digest in pulled:
+                for repo, digest in dict.fromkeys(pulled):
                     if await _queries.manifest_row(conn, repo, digest) is None:
                         continue
                     await self._append(conn, ManifestPulled(repo, Digest.parse(digest)), actor)

@@ -17,6 +17,8 @@ import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
+import sqlalchemy as sa
+
 from oci import native
 from oci.digest import Digest
 from oci.errors import (
@@ -30,8 +32,11 @@ from oci.manifest import Descriptor, Manifest, parse_manifest
 from oci.mediatype import OCI_MANIFEST, base_type
 from oci.native import NativeFile, NativeManifest, NativeManifestInvalid
 from oci.reference import validate_tag
-from registry.meta.records import ManifestRecord
-from registry.service import blobs, manifests
+from registry.meta.records import BlobRecord, ManifestRecord
+from registry.meta.tables import blobs as blobs_table
+from registry.meta.tables import repository_blobs
+from registry.native.uploads import push_blob
+from registry.service import manifests
 from registry.service.registry import Registry
 
 __all__ = [
@@ -44,6 +49,9 @@ __all__ = [
     "publish",
     "find_file",
 ]
+
+
+_BATCH = 500  # digests per IN (...) query: far below every backend's parameter limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +83,32 @@ def decode_body(body: bytes, content_type: str | None) -> NativeManifest:
     )
 
 
+async def _linked(registry: Registry, name: str, digests: list[str]) -> dict[str, BlobRecord]:
+    """The blobs among ``digests`` (sha256) that ``name`` links, read in a few batched queries.
+
+    A thousand-file artifact costs a handful of queries on one connection,
+    not a thousand round trips through the pool.
+    """
+    found: dict[str, BlobRecord] = {}
+    async with registry.meta.reading() as conn:
+        for start in range(0, len(digests), _BATCH):
+            query = (
+                sa.select(blobs_table)
+                .join(repository_blobs, repository_blobs.c.sha256 == blobs_table.c.sha256)
+                .where(
+                    repository_blobs.c.repository == name,
+                    blobs_table.c.sha256.in_(digests[start : start + _BATCH]),
+                )
+            )
+            for row in (await conn.execute(query)).all():
+                found[row.sha256] = BlobRecord.from_row(row)
+    return found
+
+
 async def _check_files(registry: Registry, name: str, files: tuple[NativeFile, ...]) -> None:
+    linked = await _linked(registry, name, sorted({str(f.sha256) for f in files}))
     for i, f in enumerate(files):
-        blob = await registry.meta.get_blob(name, f.sha256)
+        blob = linked.get(str(f.sha256))
         if blob is None:
             raise ManifestBlobUnknown(
                 f"files[{i}] {f.path!r}: blob {f.sha256} is not committed in repository {name}",
@@ -93,9 +124,18 @@ async def _check_files(registry: Registry, name: str, files: tuple[NativeFile, .
 
 
 async def publish(
-    registry: Registry, name: str, version: str, m: NativeManifest, *, actor: str
+    registry: Registry,
+    name: str,
+    version: str,
+    m: NativeManifest,
+    *,
+    actor: str,
+    override: str | None = None,
 ) -> Artifact:
-    """Store ``m`` as ``name:version``; the same manifest always yields the same digests."""
+    """Store ``m`` as ``name:version``; the same manifest always yields the same digests.
+
+    An immutable version moves only with ``override``, an admin's reason.
+    """
     if (m.name, m.version) != (name, version):
         raise NativeManifestInvalid(
             "name", f"and version must be the URL's {name}:{version}", f"{m.name}:{m.version}"
@@ -111,10 +151,10 @@ async def publish(
 
     # The CBOR is a few KiB at most (the request was capped); committing it
     # through the upload path records it like any pushed blob.
-    await blobs.push_monolithic(registry, name, config, one_chunk(), str(len(body)), actor=actor)
+    await push_blob(registry, name, config, None, one_chunk(), str(len(body)), actor=actor)
     oci_body = native.to_oci_manifest(m, config, len(body))
     digest, _ = await manifests.put_manifest(
-        registry, name, version, oci_body, OCI_MANIFEST, [], actor=actor
+        registry, name, version, oci_body, OCI_MANIFEST, [], actor=actor, override=override
     )
     record = await manifests.get_manifest(registry, name, str(digest))
     return Artifact(m, digest, record.created_at)
@@ -174,10 +214,15 @@ async def list_artifacts(
     return found[:n], len(found) > n
 
 
-async def delete_artifact(registry: Registry, name: str, version: str, *, actor: str) -> None:
-    """Untag the version; its blobs stay until garbage collection, its history stays in the log."""
+async def delete_artifact(
+    registry: Registry, name: str, version: str, *, actor: str, override: str | None = None
+) -> None:
+    """Untag the version; its blobs stay until garbage collection, its history stays in the log.
+
+    An immutable version goes only with ``override``, an admin's reason.
+    """
     await get_artifact(registry, name, version)  # 404 for what is not there
-    await manifests.delete_manifest(registry, name, version, actor=actor)
+    await manifests.delete_manifest(registry, name, version, actor=actor, override=override)
 
 
 async def find_file(registry: Registry, name: str, version: str, path: str) -> Descriptor:

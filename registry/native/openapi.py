@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from registry.http import holds_openapi, retention_openapi
+
 __all__ = ["OPENAPI"]
 
 _DIGEST = {"type": "string", "pattern": "^(sha256|blake3):[a-f0-9]{64}$"}
@@ -198,6 +200,9 @@ OPENAPI: dict[str, Any] = {
                 ],
                 "requestBody": {"content": {"application/octet-stream": {"schema": {}}}},
                 "responses": {
+                    "200": _json(
+                        _ref("Committed"), "The repository already held the blob: nothing stored."
+                    ),
                     "201": _json(
                         {"oneOf": [_ref("Upload"), _ref("Committed")]},
                         "Session opened, or blob committed.",
@@ -308,3 +313,10 @@ OPENAPI: dict[str, Any] = {
         "responses": {"Error": _json(_ref("Error"), "The distribution spec's error envelope.")},
     },
 }
+
+# Legal holds and retention extension describe themselves beside their routes.
+OPENAPI["paths"].update(holds_openapi.PATHS)
+OPENAPI["components"]["schemas"].update(holds_openapi.SCHEMAS)
+# Retention plans and their application likewise.
+OPENAPI["paths"].update(retention_openapi.PATHS)
+OPENAPI["components"]["schemas"].update(retention_openapi.SCHEMAS)

@@ -28,11 +28,12 @@ from oci.errors import (
 )
 from oci.mediatype import base_type
 from oci.reference import validate_repository, validate_tag
+from registry.http._lifecycle import override_of
 from registry.http._request import actor, read_capped
 from registry.http.ranges import parse_range
 from registry.native import artifacts
 from registry.native.openapi import OPENAPI
-from registry.native.uploads import QueryInvalid, commit_upload
+from registry.native.uploads import QueryInvalid, commit_upload, push_blob
 from registry.service import blobs
 from registry.service.registry import Registry
 from storage.base import BlobInfo
@@ -90,29 +91,25 @@ def _upload_json(request: Request, name: str, upload_id: str, offset: int) -> Re
 
 async def create_upload(request: Request) -> Response:
     """Open a session; with sha256= and/or blake3= the body is the whole blob, committed at once
-    (one round trip instead of three: what makes many small files cheap)."""
+    (one request and one event instead of three of each: what makes many small files cheap)."""
     name = _name(request)
     registry = _registry(request)
     sha256, blake3 = _digest(request, "sha256"), _digest(request, "blake3")
-    upload_id = await blobs.new_upload(registry, name, actor=actor(request))
     if sha256 is None and blake3 is None:
+        upload_id = await blobs.new_upload(registry, name, actor=actor(request))
         response = _upload_json(request, name, upload_id, 0)
         response.status_code = 201
         return response
-    upload = await blobs.get_upload(registry, name, upload_id)
-    try:
-        info = await commit_upload(
-            registry, upload, sha256, blake3, request.stream(), None,
-            request.headers.get("content-length"), actor=actor(request),
-        )  # fmt: skip
-    except BaseException:
-        await blobs.cancel_upload(registry, upload, actor=actor(request), missing_ok=True)
-        raise
-    return _committed(info)
+    info, created = await push_blob(
+        registry, name, sha256, blake3, request.stream(),
+        request.headers.get("content-length"), actor=actor(request),
+    )  # fmt: skip
+    return _committed(info, 201 if created else 200)
 
 
-def _committed(info: BlobInfo) -> Response:
-    return _json({"sha256": str(info.sha256), "blake3": str(info.blake3), "size": info.size}, 201)
+def _committed(info: BlobInfo, status: int = 201) -> Response:
+    document = {"sha256": str(info.sha256), "blake3": str(info.blake3), "size": info.size}
+    return _json(document, status)
 
 
 async def upload_status(request: Request) -> Response:
@@ -161,7 +158,7 @@ async def finish_upload(request: Request) -> Response:
         request.headers.get("content-length"),
         actor=actor(request),
     )
-    return _json({"sha256": str(info.sha256), "blake3": str(info.blake3), "size": info.size}, 201)
+    return _committed(info)
 
 
 async def cancel_upload(request: Request) -> Response:
@@ -181,7 +178,10 @@ async def put_version(request: Request) -> Response:
     registry = _registry(request)
     body = await read_capped(request, registry.settings.max_manifest_bytes)
     m = artifacts.decode_body(body, request.headers.get("content-type"))
-    artifact = await artifacts.publish(registry, name, version, m, actor=actor(request))
+    override = await override_of(request, name)
+    artifact = await artifacts.publish(
+        registry, name, version, m, actor=actor(request), override=override
+    )
     return _json(
         _artifact_json(artifact),
         201,
@@ -210,7 +210,11 @@ async def get_version(request: Request) -> Response:
 async def delete_version(request: Request) -> Response:
     name = _name(request)
     await artifacts.delete_artifact(
-        _registry(request), name, request.path_params["version"], actor=actor(request)
+        _registry(request),
+        name,
+        request.path_params["version"],
+        actor=actor(request),
+        override=await override_of(request, name),
     )
     return Response(None, 204)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import secrets
 from collections.abc import AsyncIterable, AsyncIterator
 
@@ -20,6 +21,7 @@ import anyio
 from oci.digest import Digest
 from oci.errors import BlobUnknown, BlobUploadUnknown, DigestInvalid, SizeInvalid
 from registry.meta.records import BlobRecord, UploadRecord
+from registry.service._presence import stored
 from registry.service.registry import Registry
 from registry.service.upload import plan_chunk
 from storage.base import BlobInfo, BlobWriter
@@ -155,7 +157,11 @@ async def finish_upload(
             await writer.close()
         raise
     sha512 = digest if digest.algorithm == "sha512" else None
-    await registry.meta.commit_blob(upload.repository, info, actor=actor, sha512=sha512)
+    # The bytes are checked under the write lock if the blob is new (GC race: ADR-0007).
+    present = functools.partial(stored, registry.blobs, info, sha512)
+    await registry.meta.commit_blob(
+        upload.repository, info, actor=actor, sha512=sha512, present=present
+    )
     await registry.meta.end_upload(upload.id, "completed", actor=actor)
     return info
 

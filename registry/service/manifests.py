@@ -55,11 +55,13 @@ async def put_manifest(
     extra_tags: Sequence[str],
     *,
     actor: str,
+    override: str | None = None,
 ) -> tuple[Digest, Manifest]:
     """Validate and store a manifest pushed by tag or by digest (plus ``?tag=`` tags).
 
     The digest is computed over the exact bytes received; a push by digest
-    must name those bytes (DIGEST_INVALID otherwise).
+    must name those bytes (DIGEST_INVALID otherwise). ``override`` (an
+    admin's reason) lets the push move an immutable tag, recorded as an event.
     """
     tags = [validate_tag(tag) for tag in extra_tags]
     if is_digest(reference):
@@ -75,16 +77,28 @@ async def put_manifest(
         digest = Digest.compute(body)
     manifest = parse_manifest(body, content_type)
     media_type = manifest.media_type or base_type(content_type) or ""
-    await registry.meta.put_manifest(repo, digest, manifest, body, media_type, tags, actor=actor)
+    await registry.meta.put_manifest(
+        repo, digest, manifest, body, media_type, tags, actor=actor, override=override
+    )
     return digest, manifest
 
 
-async def delete_manifest(registry: Registry, repo: str, reference: str, *, actor: str) -> None:
-    """By digest: the manifest and its tags. By tag: only the tag."""
+async def delete_manifest(
+    registry: Registry, repo: str, reference: str, *, actor: str, override: str | None = None
+) -> None:
+    """By digest: the manifest and its tags. By tag: only the tag.
+
+    Held content is refused (DENIED); so is an immutable tag, unless
+    ``override`` gives an admin's reason, recorded as a tag.overridden event.
+    """
     if is_digest(reference):
-        await registry.meta.delete_manifest(repo, Digest.parse(reference), actor=actor)
+        await registry.meta.delete_manifest(
+            repo, Digest.parse(reference), actor=actor, override=override
+        )
     else:
-        await registry.meta.delete_tag(repo, validate_tag(reference), actor=actor)
+        await registry.meta.delete_tag(
+            repo, validate_tag(reference), actor=actor, override=override
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import anyio
 
 from registry.config import Settings
+from registry.lifecycle.policy import policy_of
 from registry.meta import MetadataStore
 from storage.base import BlobStore
 from storage.url import open_store
@@ -33,6 +34,7 @@ async def open_registry(settings: Settings) -> AsyncIterator[Registry]:
     blobs = open_store(settings.resolved_storage_url)
     await blobs.check()
     meta = await MetadataStore.open(settings.resolved_database_url)
+    meta.immutable_tags = policy_of(settings).immutable
     try:
         yield Registry(meta, blobs, settings)
     finally:

@@ -33,6 +33,7 @@ starts clean).
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import AsyncIterator
 from typing import ClassVar
 
@@ -238,6 +239,17 @@ class BlobStoreSuite:
         for info in stored:
             await store.delete(info.sha256)
         assert [info async for info in store.list()] == []
+
+    async def test_modified(self, store: BlobStore) -> None:
+        before = time.time()
+        info = await put(store, b"dated" * 100)
+        after = time.time()
+        # Object stores stamp whole seconds with their own clock: allow for both.
+        assert before - 2 <= await store.modified(info.sha256) <= after + 2
+        assert await store.modified(info.blake3) == await store.modified(info.sha256)
+        await store.delete(info.sha256)
+        with pytest.raises(BlobNotFound):
+            await store.modified(info.sha256)
 
     async def test_redirect_url(self, store: BlobStore) -> None:
         data = b"served directly" * 100

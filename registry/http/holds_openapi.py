@@ -1,0 +1,202 @@
+"""The OpenAPI description of the hold and retention-extension endpoints (registry/http/holds.py).
+
+Merged into the one /api/v1/ document by ``registry.native.openapi``, so the
+schemathesis run over that document (tests/native/test_openapi.py) holds
+these routes to it too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["PATHS", "SCHEMAS"]
+
+_NAME_PATTERN = "^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$"
+_SCOPE = {
+    "name": "repository",
+    "in": "query",
+    "description": "Scope the request to one repository (what a repository's admins may do); "
+    "without it the request needs a registry-wide admin.",
+    "schema": {"type": "string", "pattern": _NAME_PATTERN},
+}
+_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+_TIME = {"type": "string", "format": "date-time"}
+_NULLABLE_TEXT = {"type": ["string", "null"]}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    return {str(s): {"$ref": "#/components/responses/Error"} for s in statuses}
+
+
+SCHEMAS: dict[str, Any] = {
+    "Hold": {
+        "type": "object",
+        "required": ["id", "repository", "digest", "tag", "reason", "placed_by", "placed_at"],
+        "properties": {
+            "id": {"type": "string"},
+            "repository": {"type": "string"},
+            "digest": {
+                **_NULLABLE_TEXT,
+                "description": "The held manifest; null when the whole repository is held.",
+            },
+            "tag": {
+                **_NULLABLE_TEXT,
+                "description": "The held tag or artifact version, when the hold named one.",
+            },
+            "reason": {"type": "string"},
+            "placed_by": {"type": "string"},
+            "placed_at": _TIME,
+        },
+    },
+    "HoldRequest": {
+        "type": "object",
+        "required": ["repository", "reason"],
+        "properties": {
+            "repository": {"type": "string", "pattern": _NAME_PATTERN},
+            "reference": {
+                **_NULLABLE_TEXT,
+                "description": "A manifest digest, a tag or an artifact version; "
+                "absent or null holds the whole repository.",
+            },
+            "reason": {"type": "string", "minLength": 1, "maxLength": 4096},
+        },
+    },
+    "RetentionExtension": {
+        "type": "object",
+        "required": ["name", "version", "digest", "until"],
+        "properties": {
+            "name": {"type": "string"},
+            "version": {"type": "string"},
+            "digest": {"type": "string"},
+            "until": _TIME,
+        },
+    },
+}
+
+PATHS: dict[str, Any] = {
+    "/api/v1/holds": {
+        "post": {
+            "summary": "Place a legal hold on a repository, a manifest or an artifact version.",
+            "parameters": [_SCOPE],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref("HoldRequest")}},
+            },
+            "responses": {
+                "201": _json(_ref("Hold"), "The hold, now active."),
+                **_errors(400, 401, 403, 404, 413),
+            },
+        },
+        "get": {
+            "summary": "The active legal holds, oldest first.",
+            "parameters": [_SCOPE],
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": ["holds"],
+                        "properties": {"holds": {"type": "array", "items": _ref("Hold")}},
+                    },
+                    "The holds.",
+                ),
+                **_errors(400, 401, 403),
+            },
+        },
+    },
+    "/api/v1/holds/{id}": {
+        "parameters": [_ID],
+        "get": {
+            "summary": "One active legal hold.",
+            "parameters": [_SCOPE],
+            "responses": {"200": _json(_ref("Hold"), "The hold."), **_errors(400, 401, 403, 404)},
+        },
+        "delete": {
+            "summary": "Release a legal hold; the reason goes into the event log.",
+            "parameters": [
+                _SCOPE,
+                {"name": "reason", "in": "query", "schema": {"type": "string", "minLength": 1}},
+            ],
+            "requestBody": {
+                "required": False,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {"reason": {"type": "string", "minLength": 1}},
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": _json(
+                    {
+                        "allOf": [
+                            _ref("Hold"),
+                            {
+                                "type": "object",
+                                "required": ["released"],
+                                "properties": {
+                                    "released": {
+                                        "type": "object",
+                                        "required": ["reason", "by"],
+                                        "properties": {
+                                            "reason": {"type": "string"},
+                                            "by": {"type": "string"},
+                                        },
+                                    }
+                                },
+                            },
+                        ]
+                    },
+                    "The hold as it was, and who released it why.",
+                ),
+                **_errors(400, 401, 403, 404, 413),
+            },
+        },
+    },
+    "/api/v1/artifacts/{name}/versions/{version}/retention": {
+        "parameters": [
+            {
+                "name": "name",
+                "in": "path",
+                "required": True,
+                "description": "Repository name of the distribution spec (may contain '/').",
+                "schema": {"type": "string", "pattern": "^[a-z0-9]+(?:[._-][a-z0-9]+)*$"},
+            },
+            {
+                "name": "version",
+                "in": "path",
+                "required": True,
+                "description": "An artifact version (tag), or a manifest digest.",
+                "schema": {"type": "string"},
+            },
+        ],
+        "post": {
+            "summary": "Keep a version until a later date; never shortens (403 DENIED).",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["until"],
+                            "properties": {"until": _TIME},
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": _json(_ref("RetentionExtension"), "The new keep-until date."),
+                **_errors(400, 401, 403, 404, 413),
+            },
+        },
+    },
+}

@@ -1,0 +1,327 @@
+"""The three sweeps of garbage collection, each a scan and a locked re-check.
+
+Every sweep reads candidates in keyset-paged batches without the write lock
+(so pushes and pulls go on), then re-checks each batch under the write lock
+(``MetadataStore.transaction`` / ``delete_blob``) before changing anything.
+What the scan saw may be stale by then; only what is still garbage under the
+lock is removed. ADR-0007 explains why each check is enough.
+
+Memory stays bounded by one page: no sweep holds the set of all blobs,
+links or stored keys.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from itertools import groupby
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from oci.digest import Digest
+from registry.meta import MetadataStore
+from registry.meta._holds import Protected, protected
+from registry.meta.events import BlobDeleted, BlobUnlinked
+from registry.meta.tables import blobs, holds, manifest_references, repository_blobs
+from storage.base import BlobInfo, BlobStore
+from storage.errors import BlobNotFound
+
+__all__ = [
+    "ACTOR",
+    "BlobCandidate",
+    "LinkCandidate",
+    "count_links",
+    "count_unlinked",
+    "delete_orphan",
+    "held",
+    "remove_links",
+    "scan_blobs",
+    "scan_links",
+    "scan_orphans",
+    "sweep_blob",
+]
+
+ACTOR = "gc"
+PAGE = 1000  # rows per scan query
+ORPHAN_PAGE = 500  # stored blobs looked up per query
+
+
+@dataclass(frozen=True, slots=True)
+class LinkCandidate:
+    repository: str
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class BlobCandidate:
+    sha256: str
+    blake3: str
+    sha512: str | None
+    size: int
+
+
+def _referenced() -> sa.Exists:
+    """A config or layer reference to the link's blob by any of its three names.
+
+    Manifests name blobs as their clients did (sha256, sha512 or blake3);
+    links and blob rows are keyed by sha256, so all three are matched. The
+    index on (repository, referenced_digest) serves each equality.
+    """
+    return (
+        sa.select(sa.literal(1))
+        .where(
+            manifest_references.c.repository == repository_blobs.c.repository,
+            manifest_references.c.kind.in_(("config", "layer")),
+            sa.or_(
+                manifest_references.c.referenced_digest == blobs.c.sha256,
+                manifest_references.c.referenced_digest == blobs.c.blake3,
+                manifest_references.c.referenced_digest == blobs.c.sha512,
+            ),
+        )
+        .exists()
+    )
+
+
+def _unreferenced_links(cutoff: dt.datetime) -> sa.Select[tuple[str, str]]:
+    return (
+        sa.select(repository_blobs.c.repository, repository_blobs.c.sha256)
+        .select_from(repository_blobs.join(blobs, blobs.c.sha256 == repository_blobs.c.sha256))
+        .where(repository_blobs.c.linked_at < cutoff, ~_referenced())
+    )
+
+
+# -- phase 1: links ---------------------------------------------------------------
+
+
+async def count_links(meta: MetadataStore, cutoff: dt.datetime) -> int:
+    """Links old enough to be looked at (the progress total of the link sweep)."""
+    query = sa.select(sa.func.count()).where(repository_blobs.c.linked_at < cutoff)
+    async with meta.reading() as conn:
+        return int((await conn.execute(query)).scalar_one())
+
+
+async def scan_links(
+    meta: MetadataStore, cutoff: dt.datetime
+) -> AsyncIterator[tuple[int, list[LinkCandidate]]]:
+    """Pages of (links scanned, unreferenced unheld links older than ``cutoff``)."""
+    referenced = _referenced().label("referenced")
+    query = (
+        sa.select(repository_blobs.c.repository, repository_blobs.c.sha256, referenced)
+        .select_from(repository_blobs.join(blobs, blobs.c.sha256 == repository_blobs.c.sha256))
+        .where(repository_blobs.c.linked_at < cutoff)
+        .order_by(repository_blobs.c.repository, repository_blobs.c.sha256)
+        .limit(PAGE)
+    )
+    after: tuple[str, str] | None = None
+    while True:
+        page = query
+        if after is not None:
+            page = page.where(
+                sa.tuple_(repository_blobs.c.repository, repository_blobs.c.sha256)
+                > sa.tuple_(sa.literal(after[0]), sa.literal(after[1]))
+            )
+        async with meta.reading() as conn:
+            rows = (await conn.execute(page)).all()
+            candidates = [LinkCandidate(r.repository, r.sha256) for r in rows if not r.referenced]
+            candidates = await _unheld(conn, candidates)
+        if not rows:
+            return
+        yield len(rows), candidates
+        if len(rows) < PAGE:
+            return
+        after = (rows[-1].repository, rows[-1].sha256)
+
+
+async def _unheld(conn: AsyncConnection, links: list[LinkCandidate]) -> list[LinkCandidate]:
+    """``links`` minus those a legal hold covers (holds are few: look only where there are)."""
+    if not links:
+        return links
+    names = sorted({link.repository for link in links})
+    query = sa.select(holds.c.repository).where(holds.c.repository.in_(names)).distinct()
+    held_repositories = set((await conn.execute(query)).scalars())
+    closures: dict[str, Protected] = {}
+    kept = []
+    for link in links:
+        if link.repository in held_repositories:
+            if link.repository not in closures:
+                closures[link.repository] = await protected(conn, link.repository)
+            if closures[link.repository].covers_blob(link.sha256):
+                continue
+        kept.append(link)
+    return kept
+
+
+async def remove_links(
+    meta: MetadataStore, candidates: Iterable[LinkCandidate], cutoff: dt.datetime
+) -> int:
+    """Unlink those of ``candidates`` that are still garbage, re-checked under the write lock.
+
+    A manifest pushed since the scan now references its blob, a re-upload
+    or mount restarted ``linked_at``, a hold was placed: any of those keeps
+    the link. Returns the links removed (one ``blob.unlinked`` event each).
+    """
+    removed = 0
+    ordered = sorted(candidates, key=lambda c: (c.repository, c.sha256))
+    async with meta.transaction() as tx:
+        for repository, group in groupby(ordered, key=lambda c: c.repository):
+            wanted = [c.sha256 for c in group]
+            query = _unreferenced_links(cutoff).where(
+                repository_blobs.c.repository == repository,
+                repository_blobs.c.sha256.in_(wanted),
+            )
+            still = (await tx.conn.execute(query)).all()
+            if not still:
+                continue
+            held = await protected(tx.conn, repository)
+            for row in still:
+                if held.covers_blob(row.sha256):
+                    continue
+                await tx.append(BlobUnlinked(repository, Digest.parse(row.sha256)), ACTOR)
+                removed += 1
+    return removed
+
+
+# -- phase 2: blobs ---------------------------------------------------------------
+
+
+def _unlinked(cutoff: dt.datetime) -> sa.ColumnElement[bool]:
+    linked = sa.select(sa.literal(1)).where(repository_blobs.c.sha256 == blobs.c.sha256).exists()
+    return sa.and_(~linked, sa.func.coalesce(blobs.c.touched_at, blobs.c.created_at) < cutoff)
+
+
+async def count_unlinked(meta: MetadataStore, cutoff: dt.datetime) -> int:
+    async with meta.reading() as conn:
+        query = sa.select(sa.func.count()).select_from(blobs).where(_unlinked(cutoff))
+        return int((await conn.execute(query)).scalar_one())
+
+
+async def scan_blobs(meta: MetadataStore, cutoff: dt.datetime) -> AsyncIterator[BlobCandidate]:
+    """Blobs no repository links, untouched since before ``cutoff``, in sha256 order."""
+    query = (
+        sa.select(blobs.c.sha256, blobs.c.blake3, blobs.c.sha512, blobs.c.size)
+        .where(_unlinked(cutoff))
+        .order_by(blobs.c.sha256)
+        .limit(PAGE)
+    )
+    after: str | None = None
+    while True:
+        page = query if after is None else query.where(blobs.c.sha256 > after)
+        async with meta.reading() as conn:
+            rows = (await conn.execute(page)).all()
+        for row in rows:
+            yield BlobCandidate(row.sha256, row.blake3, row.sha512, int(row.size))
+        if len(rows) < PAGE:
+            return
+        after = rows[-1].sha256
+
+
+async def sweep_blob(
+    meta: MetadataStore, store: BlobStore, candidate: BlobCandidate, cutoff: dt.datetime
+) -> int | None:
+    """Delete the blob's bytes and row under the write lock; None if it is no longer garbage.
+
+    ``MetadataStore.delete_blob``'s protocol (no link, untouched since
+    ``cutoff``, bytes deleted before ``blob.deleted`` commits), plus legal
+    holds: a held manifest may still name a blob whose link an explicit
+    DELETE removed before the hold was placed, and a hold keeps what it
+    names. All checks read in the locked transaction itself.
+    """
+    async with meta.transaction() as tx:
+        row = (
+            await tx.conn.execute(
+                sa.select(blobs.c.size)
+                .where(blobs.c.sha256 == candidate.sha256)
+                .where(_unlinked(cutoff))
+            )
+        ).first()
+        if row is None or await _held_anywhere(tx.conn, candidate):
+            return None
+        # Bytes already gone (a run that crashed after deleting them): the row goes all the same.
+        with contextlib.suppress(BlobNotFound):
+            await store.delete(Digest.parse(candidate.sha256))
+        await tx.append(BlobDeleted(Digest.parse(candidate.sha256), int(row.size)), ACTOR)
+        return int(row.size)
+
+
+async def held(meta: MetadataStore, blob: BlobCandidate) -> bool:
+    """``_held_anywhere`` outside the lock, for a dry run's count."""
+    async with meta.reading() as conn:
+        return await _held_anywhere(conn, blob)
+
+
+async def _held_anywhere(conn: AsyncConnection, blob: BlobCandidate) -> bool:
+    """Whether a legal hold covers the blob in some repository whose manifests name it."""
+    names = [n for n in (blob.sha256, blob.blake3, blob.sha512) if n is not None]
+    query = (
+        sa.select(manifest_references.c.repository)
+        .where(
+            manifest_references.c.repository.in_(sa.select(holds.c.repository)),
+            manifest_references.c.kind.in_(("config", "layer")),
+            manifest_references.c.referenced_digest.in_(names),
+        )
+        .distinct()
+    )
+    for repository in (await conn.execute(query)).scalars().all():
+        if (await protected(conn, repository)).covers_blob(blob.sha256):
+            return True
+    return False
+
+
+# -- phase 3: orphans -------------------------------------------------------------
+
+
+async def scan_orphans(
+    meta: MetadataStore, store: BlobStore, cutoff: dt.datetime
+) -> AsyncIterator[tuple[int, list[BlobInfo]]]:
+    """Pages of (stored blobs scanned, stored blobs with no row written before ``cutoff``)."""
+    batch: list[BlobInfo] = []
+    async for info in store.list():
+        batch.append(info)
+        if len(batch) == ORPHAN_PAGE:
+            yield len(batch), await _old_orphans(meta, store, batch, cutoff)
+            batch = []
+    if batch:
+        yield len(batch), await _old_orphans(meta, store, batch, cutoff)
+
+
+async def _old_orphans(
+    meta: MetadataStore, store: BlobStore, batch: list[BlobInfo], cutoff: dt.datetime
+) -> list[BlobInfo]:
+    names = [str(info.sha256) for info in batch]
+    async with meta.reading() as conn:
+        query = sa.select(blobs.c.sha256).where(blobs.c.sha256.in_(names))
+        known = set((await conn.execute(query)).scalars())
+    found = []
+    for info in batch:
+        if str(info.sha256) in known:
+            continue
+        try:
+            written = await store.modified(info.sha256)
+        except BlobNotFound:
+            continue  # deleted since the listing
+        if written < cutoff.timestamp():
+            found.append(info)
+    return found
+
+
+async def delete_orphan(meta: MetadataStore, store: BlobStore, info: BlobInfo) -> bool:
+    """Delete bytes that still have no row, under the write lock; False if a row appeared.
+
+    Under the lock because ``commit_blob`` checks, under the same lock, that
+    the bytes of a blob it is about to record are there: an upload whose
+    storage commit found these bytes in place either records its row first
+    (and they stay) or finds them gone (and is told to upload again).
+    No event: the log never knew these bytes.
+    """
+    async with meta.transaction() as tx:
+        query = sa.select(blobs.c.sha256).where(blobs.c.sha256 == str(info.sha256))
+        if (await tx.conn.execute(query)).first() is not None:
+            return False
+        try:
+            await store.delete(info.sha256)
+        except BlobNotFound:
+            return False
+    return True

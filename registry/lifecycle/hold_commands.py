@@ -1,0 +1,303 @@
+"""``artifact-store hold place|release|ls`` and ``artifact-store retention extend``.
+
+Like push and pull, these talk to a running registry over HTTP (``--server``,
+default http://127.0.0.1:5000; ``ARTIFACT_STORE_SERVER``), so every hold is
+placed by the same code path, under the same authorization, and recorded
+with the same actor as one placed through the API. With auth on, credentials
+come from ``ARTIFACT_STORE_USERNAME`` and ``ARTIFACT_STORE_PASSWORD`` (a
+password or an API token), or ``--password-stdin``; never from an argument,
+which ``ps`` shows to every user of the machine.
+
+Exit codes: 0 done; 1 the registry refused (the message says why, e.g.
+DENIED: retention can only be extended); 2 bad arguments or the registry
+could not be reached.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import sys
+from typing import Annotated, Any, NoReturn
+
+import httpx
+import typer
+
+from oci.digest import Digest
+from oci.errors import RegistryError
+from oci.reference import validate_repository, validate_tag
+from registry.lifecycle.retention_commands import retention_app
+
+__all__ = ["HoldClient", "hold_app", "parse_target", "parse_until", "register"]
+
+DEFAULT_SERVER = "http://127.0.0.1:5000"
+_DURATION = re.compile(r"(\d{1,6})([hdwy])")
+_UNITS = {
+    "h": dt.timedelta(hours=1),
+    "d": dt.timedelta(days=1),
+    "w": dt.timedelta(weeks=1),
+    "y": dt.timedelta(days=365),
+}
+
+hold_app = typer.Typer(
+    help="Legal holds: keep content undeletable until released (docs/holds.md).",
+    no_args_is_help=True,
+)
+
+ServerOpt = Annotated[
+    str, typer.Option("--server", envvar="ARTIFACT_STORE_SERVER", help="Registry base URL.")
+]
+UserOpt = Annotated[
+    str | None,
+    typer.Option("--username", envvar="ARTIFACT_STORE_USERNAME", help="User (auth on)."),
+]
+StdinOpt = Annotated[
+    bool,
+    typer.Option(
+        "--password-stdin",
+        help="Read the password (or API token) from standard input, "
+        "instead of ARTIFACT_STORE_PASSWORD.",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+class Refused(Exception):
+    """The registry answered with an error; ``str`` is ``CODE: message``."""
+
+
+class HoldClient:
+    """The /api/v1/ hold and retention endpoints, synchronously (one call per command)."""
+
+    def __init__(self, server: str, auth: tuple[str, str] | None = None) -> None:
+        self._http = httpx.Client(base_url=server.rstrip("/"), auth=auth, timeout=60.0)
+
+    def __enter__(self) -> HoldClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._http.close()
+
+    def _call(self, method: str, url: str, **kw: Any) -> Any:
+        response = self._http.request(method, url, **kw)
+        if response.is_success:
+            return response.json()
+        try:
+            error = response.json()["errors"][0]
+            reason = f"{error['code']}: {error['message']}"
+        except (ValueError, KeyError, IndexError, TypeError):
+            reason = f"HTTP {response.status_code} {response.text[:200] or response.reason_phrase}"
+        raise Refused(reason)
+
+    def place(self, repository: str, reference: str | None, reason: str) -> dict[str, Any]:
+        body = {"repository": repository, "reference": reference, "reason": reason}
+        # ?repository= lets a repository's admins (not only registry admins) place it.
+        params = {"repository": repository}
+        found: dict[str, Any] = self._call("POST", "/api/v1/holds", json=body, params=params)
+        return found
+
+    def release(self, hold_id: str, reason: str, repository: str | None) -> dict[str, Any]:
+        params = {} if repository is None else {"repository": repository}
+        found: dict[str, Any] = self._call(
+            "DELETE", f"/api/v1/holds/{hold_id}", json={"reason": reason}, params=params
+        )
+        return found
+
+    def list(self, repository: str | None) -> list[dict[str, Any]]:
+        params = {} if repository is None else {"repository": repository}
+        found: list[dict[str, Any]] = self._call("GET", "/api/v1/holds", params=params)["holds"]
+        return found
+
+    def extend(self, name: str, version: str, until: dt.datetime) -> dict[str, Any]:
+        url = f"/api/v1/artifacts/{name}/versions/{version}/retention"
+        found: dict[str, Any] = self._call("POST", url, json={"until": until.isoformat()})
+        return found
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    typer.echo(f"artifact-store: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def parse_target(value: str) -> tuple[str, str | None]:
+    """``REPO``, ``REPO:TAG`` or ``REPO@DIGEST`` -> (repository, reference or None)."""
+    if "@" in value:
+        name, _, digest = value.partition("@")
+        return validate_repository(name), str(Digest.parse(digest))
+    name, sep, tag = value.rpartition(":")
+    if sep and "/" not in tag:
+        return validate_repository(name), validate_tag(tag)
+    return validate_repository(value), None
+
+
+def parse_until(until: str | None, keep_for: str | None, now: dt.datetime) -> dt.datetime:
+    """``--until`` (a date or an RFC 3339 time) or ``--for`` (``90d``, ``12w``, ``2y``, ``36h``)."""
+    if (until is None) == (keep_for is None):
+        raise ValueError("give exactly one of --until and --for")
+    if keep_for is not None:
+        match = _DURATION.fullmatch(keep_for)
+        if match is None:
+            raise ValueError(f"--for expects a duration like 90d, 12w, 2y or 36h, not {keep_for!r}")
+        return now + int(match.group(1)) * _UNITS[match.group(2)]
+    assert until is not None
+    try:
+        parsed = dt.datetime.fromisoformat(until)
+    except ValueError:
+        raise ValueError(f"--until expects YYYY-MM-DD or an RFC 3339 time, not {until!r}") from None
+    if parsed.tzinfo is None:
+        if len(until) > 10:
+            raise ValueError(f"--until needs a time zone offset (or Z): {until!r}")
+        parsed = parsed.replace(tzinfo=dt.UTC)  # a bare date: midnight UTC
+    return parsed.astimezone(dt.UTC)
+
+
+def _client(server: str, username: str | None, password_stdin: bool) -> HoldClient:
+    if username is None:
+        return HoldClient(server)
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = os.environ.get("ARTIFACT_STORE_PASSWORD", "")
+    if not password:
+        _fail("--username needs ARTIFACT_STORE_PASSWORD or --password-stdin")
+    return HoldClient(server, (username, password))
+
+
+def _call(client: HoldClient, action: str, *args: Any) -> Any:
+    try:
+        return getattr(client, action)(*args)
+    except Refused as exc:
+        _fail(str(exc), 1)
+    except httpx.HTTPError as exc:
+        _fail(f"cannot reach the registry: {exc}")
+
+
+def _reference(hold: dict[str, Any]) -> str:
+    if hold["tag"]:
+        return f"{hold['repository']}:{hold['tag']} ({hold['digest'][:19]})"
+    if hold["digest"]:
+        return f"{hold['repository']}@{hold['digest']}"
+    return f"{hold['repository']} (whole repository)"
+
+
+@hold_app.command("place")
+def place(
+    target: Annotated[str, typer.Argument(metavar="REPO[@DIGEST|:TAG]")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (a case number, a ticket).")],
+    as_json: JsonOpt = False,
+    server: ServerOpt = DEFAULT_SERVER,
+    username: UserOpt = None,
+    password_stdin: StdinOpt = False,
+) -> None:
+    """Hold a repository, a manifest (@DIGEST) or a version (:TAG); prints the hold's id."""
+    try:
+        repository, reference = parse_target(target)
+    except RegistryError as exc:
+        _fail(exc.message)
+    with _client(server, username, password_stdin) as client:
+        hold = _call(client, "place", repository, reference, reason)
+    if as_json:
+        typer.echo(json.dumps(hold, indent=2))
+        return
+    typer.echo(f"held {_reference(hold)}", err=True)
+    typer.echo(hold["id"])
+
+
+@hold_app.command("release")
+def release(
+    hold_id: Annotated[str, typer.Argument(metavar="ID")],
+    reason: Annotated[str, typer.Option("--reason", help="Why it may be lifted.")],
+    repository: Annotated[
+        str | None,
+        typer.Option("--repository", help="The hold's repository (lets its admins release it)."),
+    ] = None,
+    as_json: JsonOpt = False,
+    server: ServerOpt = DEFAULT_SERVER,
+    username: UserOpt = None,
+    password_stdin: StdinOpt = False,
+) -> None:
+    """Release a hold; what it protected becomes deletable again."""
+    with _client(server, username, password_stdin) as client:
+        hold = _call(client, "release", hold_id, reason, repository)
+    if as_json:
+        typer.echo(json.dumps(hold, indent=2))
+        return
+    typer.echo(f"released {hold['id']} on {_reference(hold)}")
+
+
+@hold_app.command("ls")
+def ls(
+    repository: Annotated[str | None, typer.Argument(metavar="[REPO]")] = None,
+    as_json: JsonOpt = False,
+    server: ServerOpt = DEFAULT_SERVER,
+    username: UserOpt = None,
+    password_stdin: StdinOpt = False,
+) -> None:
+    """List the active holds (of REPO, or all)."""
+    with _client(server, username, password_stdin) as client:
+        found = _call(client, "list", repository)
+    if as_json:
+        typer.echo(json.dumps(found, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not found:
+        console.print("No active holds.")
+        return
+    table = Table(title="Legal holds")
+    table.add_column("id", no_wrap=True)
+    for column in ("repository", "held", "reason", "placed by", "placed at"):
+        table.add_column(column, overflow="fold")
+    for hold in found:
+        if hold["digest"] is None:
+            held = "everything"
+        elif hold["tag"]:
+            held = f":{hold['tag']}"
+        else:
+            held = f"@{hold['digest'][:19]}"  # algorithm and 12 hex digits; --json has it all
+        table.add_row(
+            hold["id"], hold["repository"], held, hold["reason"], hold["placed_by"],
+            hold["placed_at"],
+        )  # fmt: skip
+    console.print(table)
+
+
+def extend(
+    target: Annotated[str, typer.Argument(metavar="NAME:VERSION|NAME@DIGEST")],
+    until: Annotated[
+        str | None, typer.Option("--until", help="YYYY-MM-DD (UTC) or an RFC 3339 time.")
+    ] = None,
+    keep_for: Annotated[
+        str | None, typer.Option("--for", help="From now: 90d, 12w, 2y or 36h.")
+    ] = None,
+    as_json: JsonOpt = False,
+    server: ServerOpt = DEFAULT_SERVER,
+    username: UserOpt = None,
+    password_stdin: StdinOpt = False,
+) -> None:
+    """Keep an artifact version longer; a date earlier than its current one is refused."""
+    try:
+        name, version = parse_target(target)
+        if version is None:
+            raise ValueError(f"expected NAME:VERSION or NAME@DIGEST, got {target!r}")
+        when = parse_until(until, keep_for, dt.datetime.now(dt.UTC).replace(microsecond=0))
+    except RegistryError as exc:
+        _fail(exc.message)
+    except ValueError as exc:
+        _fail(str(exc))
+    with _client(server, username, password_stdin) as client:
+        done = _call(client, "extend", name, version, when)
+    if as_json:
+        typer.echo(json.dumps(done, indent=2))
+        return
+    typer.echo(f"{done['name']}:{version} ({done['digest']}) is kept until {done['until']}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``hold`` to ``app`` and ``extend`` to the ``retention`` group."""
+    app.add_typer(hold_app, name="hold")
+    retention_app.command("extend")(extend)

@@ -1,0 +1,222 @@
+"""``artifact-store retention plan|apply``: what the rules delete, and deleting it.
+
+``retention_app`` is the ``retention`` command group; other lifecycle
+commands (``retention extend``) add themselves to it and read their settings
+through ``settings()``, which uses the loader ``register`` was given.
+
+Exit codes: 0 done (apply: every item deleted, or nothing to do), 1 apply
+skipped some items (they were no longer eligible), 2 bad flags or
+configuration, or a store could not be reached.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+
+import anyio
+import typer
+
+from registry.config import ConfigError, Settings
+
+if TYPE_CHECKING:
+    from registry.lifecycle.retention import ApplyReport, RetentionPlan
+    from registry.service.registry import Registry
+
+__all__ = ["register", "retention_app", "settings"]
+
+T = TypeVar("T")
+SettingsLoader = Callable[..., Settings]
+
+retention_app = typer.Typer(
+    help="Retention: what the rules make deletable, and deleting it (docs/lifecycle.md).",
+    no_args_is_help=True,
+)
+
+_loader: list[SettingsLoader] = []
+
+DataDirOpt = Annotated[str | None, typer.Option("--data-dir", help="Data directory.")]
+DatabaseOpt = Annotated[str | None, typer.Option("--database-url", help="Metadata database URL.")]
+StorageOpt = Annotated[str | None, typer.Option("--storage-url", help="Blob storage URL.")]
+ConfigOpt = Annotated[
+    str | None, typer.Option("--config", help="TOML configuration file (holds the rules).")
+]
+RepositoryOpt = Annotated[
+    str | None, typer.Option("--repository", help="Only this repository (default: all).")
+]
+
+
+def register(app: typer.Typer, load: SettingsLoader) -> None:
+    """Add the ``retention`` group to ``app``; ``load`` builds Settings from flags."""
+    _loader[:] = [load]
+    app.add_typer(retention_app, name="retention")
+
+
+def settings(**flags: object) -> Settings:
+    """Settings from flags, environment and ``--config``, as every command reads them."""
+    if not _loader:
+        raise RuntimeError("retention commands are not registered")
+    return _loader[0](**flags)
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"artifact-store: error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _run(current: Settings, action: Callable[[Registry], Awaitable[T]]) -> T:
+    from oci.errors import RegistryError
+    from registry.service.registry import open_registry
+
+    async def _go() -> T:
+        async with open_registry(current) as registry:
+            return await action(registry)
+
+    try:
+        return anyio.run(_go)
+    except RegistryError as exc:
+        _fail(exc.message)
+    except (ConfigError, ValueError) as exc:
+        _fail(str(exc))
+
+
+def _short(digest: str) -> str:
+    algorithm, _, hex_ = digest.partition(":")
+    return f"{algorithm}:{hex_[:12]}"
+
+
+def _print_plan(found: RetentionPlan) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not found.deletions:
+        console.print("Nothing is eligible for deletion.")
+    else:
+        table = Table(title=f"Retention plan {found.digest[:19]} at {found.to_json()['now']}")
+        for column in ("delete", "repository", "reference", "rule", "why eligible", "unprotected"):
+            table.add_column(column, overflow="fold")
+        for item in found.deletions:
+            reference = f":{item.tag}" if item.tag else f"@{_short(item.digest)}"
+            table.add_row(
+                item.kind, item.repository, reference, item.rule, item.detail,
+                "; ".join(item.unprotected),
+            )  # fmt: skip
+        console.print(table)
+    if found.kept:
+        kept = Table(title="Eligible by a rule, but protected")
+        for column in ("kind", "repository", "reference", "rule", "reason", "protected by"):
+            kept.add_column(column, overflow="fold")
+        for k in found.kept:
+            reference = f":{k.tag}" if k.tag else f"@{_short(k.digest)}"
+            kept.add_row(k.kind, k.repository, reference, k.rule, k.reason, k.protected_by)
+        console.print(kept)
+    tags = sum(1 for i in found.deletions if i.kind == "tag")
+    console.print(
+        f"{tags} tag(s) and {len(found.deletions) - tags} manifest(s) eligible; "
+        f"{len(found.kept)} protected."
+    )
+
+
+@retention_app.command("plan")
+def plan_command(
+    repository: RepositoryOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    data_dir: DataDirOpt = None,
+    database_url: DatabaseOpt = None,
+    storage_url: StorageOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """List what retention would delete, each with its rule and why nothing protects it."""
+    from registry.lifecycle.retention import plan
+
+    current = settings(
+        data_dir=data_dir, database_url=database_url, storage_url=storage_url, config=config
+    )
+    found = _run(current, lambda registry: plan(registry, repository=repository))
+    if as_json:
+        typer.echo(json.dumps(found.to_json(), indent=2))
+    else:
+        _print_plan(found)
+
+
+def _print_report(report: ApplyReport) -> None:
+    verb = "would delete" if report.dry_run else "deleted"
+    for item in report.deleted:
+        reference = f":{item.tag}" if item.tag else f"@{item.digest}"
+        typer.echo(f"{verb} {item.kind} {item.repository}{reference} ({item.rule}: {item.reason})")
+    for skipped in report.skipped:
+        item = skipped.item
+        reference = f":{item.tag}" if item.tag else f"@{item.digest}"
+        typer.echo(f"skipped {item.kind} {item.repository}{reference}: {skipped.reason}")
+    typer.echo(
+        f"{len(report.deleted)} {verb}, {len(report.skipped)} skipped (plan {report.plan_digest})"
+    )
+
+
+@retention_app.command("apply")
+def apply_command(
+    repository: RepositoryOpt = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Re-check every item; change nothing.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    data_dir: DataDirOpt = None,
+    database_url: DatabaseOpt = None,
+    storage_url: StorageOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Compute the plan, show it, and delete exactly its items that are still eligible."""
+    from registry.lifecycle.retention import plan
+
+    current = settings(
+        data_dir=data_dir, database_url=database_url, storage_url=storage_url, config=config
+    )
+
+    async def _go(registry: Registry) -> ApplyReport | None:
+        found = await plan(registry, repository=repository)
+        if not as_json:
+            _print_plan(found)
+        if not found.deletions:
+            return None
+        if not (yes or dry_run) and not await anyio.to_thread.run_sync(
+            lambda: typer.confirm(f"Delete these {len(found.deletions)} item(s)?")
+        ):
+            raise typer.Exit(1)
+        return await _apply_with_progress(registry, found, dry_run, quiet=as_json)
+
+    report = _run(current, _go)
+    if report is None:
+        if as_json:
+            typer.echo(json.dumps({"deleted": [], "skipped": [], "dry_run": dry_run}))
+        return
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        _print_report(report)
+    if report.skipped:
+        raise typer.Exit(1)
+
+
+async def _apply_with_progress(
+    registry: Registry, found: RetentionPlan, dry_run: bool, *, quiet: bool
+) -> ApplyReport:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from registry.lifecycle.retention import apply
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        disable=quiet,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("checking" if dry_run else "deleting", total=len(found.deletions))
+
+        def advance(_item: Any, _skipped: str | None) -> None:
+            bar.advance(task)
+
+        return await apply(registry, found, dry_run=dry_run, progress=advance)
