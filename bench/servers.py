@@ -148,11 +148,14 @@ def _launch(
 
 
 @contextlib.contextmanager
-def artifact_store(data_dir: Path, *, timeout: float = 60.0) -> Iterator[RegistryProcess]:
-    """``artifact-store serve`` on a free loopback port, storing under ``data_dir``."""
+def artifact_store(
+    data_dir: Path, *, timeout: float = 60.0, server_kind: str = "hypercorn"
+) -> Iterator[RegistryProcess]:
+    """``artifact-store serve --server server_kind`` on a free loopback port, storing under ``data_dir``."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    server = RegistryProcess("artifact-store", "127.0.0.1", port, data_dir)
+    name = "artifact-store" if server_kind == "hypercorn" else f"artifact-store+{server_kind}"
+    server = RegistryProcess(name, "127.0.0.1", port, data_dir)
     server.log_path = data_dir.parent / f"{data_dir.name}.log"
     argv = [
         *artifact_store_command(),
@@ -161,6 +164,8 @@ def artifact_store(data_dir: Path, *, timeout: float = 60.0) -> Iterator[Registr
         server.address,
         "--data-dir",
         str(data_dir),
+        "--server",
+        server_kind,
     ]
     with _launch(server.name, argv, server.url, server.log_path, timeout) as proc:
         server.process = proc

@@ -11,6 +11,7 @@ from sqlalchemy.exc import ArgumentError
 from oci.errors import RegistryError
 from registry.auth.commands import register as register_auth_commands
 from registry.config import ConfigError, Settings, load_settings
+from registry.events.commands import register as register_events
 from registry.lifecycle.gc_commands import register as register_gc
 from registry.lifecycle.hold_commands import register as register_holds
 from registry.lifecycle.retention_commands import register as register_retention
@@ -23,6 +24,7 @@ app = typer.Typer(help="artifact-store: an OCI-distribution-first registry.", no
 admin = typer.Typer(help="Operator commands.", no_args_is_help=True)
 app.add_typer(admin, name="admin")
 register_native(app)
+register_events(app)
 
 ConfigOpt = Annotated[str | None, typer.Option("--config", help="TOML configuration file.")]
 DataDirOpt = Annotated[
@@ -76,10 +78,15 @@ def serve(
         bool | None,
         typer.Option("--auth/--no-auth", help="Require authentication (docs/auth.md)."),
     ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option("--server", help="ASGI server: hypercorn (default) or granian."),
+    ] = None,
 ) -> None:
     """Serve the registry (embedded defaults: SQLite + ./data)."""
     settings = _settings(
         listen=listen,
+        server=server,
         data_dir=data_dir,
         database_url=database_url,
         storage_url=storage_url,

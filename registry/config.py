@@ -16,7 +16,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from registry.lifecycle.policy import LifecyclePolicy
 
-__all__ = ["ConfigError", "Settings", "load_settings", "parse_listen"]
+__all__ = ["SERVERS", "ConfigError", "Settings", "load_settings", "parse_listen"]
+
+# The ASGI servers ``serve`` can run the app on.
+SERVERS = ("hypercorn", "granian")
 
 
 class ConfigError(ValueError):
@@ -26,6 +29,8 @@ class ConfigError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Settings:
     listen: str = "127.0.0.1:5000"
+    # The ASGI server: "hypercorn" (default) or "granian" (docs/PERFORMANCE.md).
+    server: str = "hypercorn"
     data_dir: str = "./data"
     database_url: str | None = None
     storage_url: str | None = None
@@ -145,6 +150,8 @@ def load_settings(
             values[name] = _coerce(name, value)
     settings = Settings(**values)
     parse_listen(settings.listen)
+    if settings.server not in SERVERS:
+        raise ConfigError(f"server must be one of {', '.join(SERVERS)}, got {settings.server!r}")
     return settings
 
 

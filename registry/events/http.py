@@ -9,7 +9,8 @@ client from re-scanning the same unmatched events on every poll.
 
 - JSON (default): ``{"events": [...], "next": N}``; with ``wait=S`` an
   empty answer is held up to S seconds (at most 60) until a matching event
-  is committed. Resume with ``after=next``.
+  is committed. Resume with ``after=next``. ``after=end`` starts at the
+  log's current head: only events committed from now on (``tail -f``).
 - SSE (``Accept: text/event-stream``): ``id:`` is the event's seq, so a
   reconnecting EventSource resumes from ``Last-Event-ID``
   (https://html.spec.whatwg.org/multipage/server-sent-events.html#the-last-event-id-header);
@@ -61,7 +62,7 @@ class EventSource:
 
 @dataclass(frozen=True, slots=True)
 class _Query:
-    after: int
+    after: int | None  # None: the head of the log when the request is served
     limit: int
     wait: float
     repository: str | None
@@ -82,13 +83,14 @@ def _number(request: Request, name: str, default: float, low: float, high: float
 
 
 def _parse(request: Request) -> _Query:
-    after = int(_number(request, "after", 0, 0, float("inf")))
+    end = request.query_params.get("after") == "end"
+    after: int | None = None if end else int(_number(request, "after", 0, 0, float("inf")))
     last_event_id = request.headers.get("last-event-id")
     if last_event_id is not None:
         # A reconnecting EventSource sends the id of the last event it saw.
         if not last_event_id.isdecimal():
             raise EventQueryInvalid("Last-Event-ID must be an event seq")
-        after = max(after, int(last_event_id))
+        after = max(after or 0, int(last_event_id))
     repository = request.query_params.get("repository")
     if repository is not None:
         validate_repository(repository)
@@ -117,10 +119,14 @@ async def _read(source: EventSource, query: _Query, after: int) -> tuple[list[Ev
     return records, cursor
 
 
+async def _start(source: EventSource, query: _Query) -> int:
+    return await source.watcher.latest() if query.after is None else query.after
+
+
 async def _long_poll(source: EventSource, query: _Query) -> Response:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + query.wait
-    records, cursor = await _read(source, query, query.after)
+    records, cursor = await _read(source, query, await _start(source, query))
     while not records and (remaining := deadline - loop.time()) > 0:
         if await source.watcher.wait_beyond(cursor, within=remaining):
             records, cursor = await _read(source, query, cursor)
@@ -129,7 +135,7 @@ async def _long_poll(source: EventSource, query: _Query) -> Response:
 
 
 async def _sse(source: EventSource, query: _Query) -> AsyncIterator[bytes]:
-    cursor = query.after
+    cursor = await _start(source, query)
     # Tell the client how long to wait before reconnecting (milliseconds).
     yield b"retry: 2000\n\n"
     while True:

@@ -79,6 +79,10 @@ class LogWatcher:
         finally:
             self._waiters -= 1
 
+    async def latest(self) -> int:
+        """The log's head as it is now, read from the log (``head`` may lag the poll)."""
+        return await self._find_head(self.head)
+
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()

@@ -6,9 +6,8 @@ Theory of operation (ADR-0007 has the why). One run takes the GC lease
 0. **retention**: the retention policies' plan is applied (tags and
    manifests they expire are deleted, as ordinary ``tag.deleted`` /
    ``manifest.deleted`` events with actor ``gc``; a dry run only plans).
-   What a deleted manifest referenced is
-   *released*: its links' grace windows restart, so their bytes go in a
-   later run, never in this one.
+   What a deleted manifest referenced is *released*: its links' grace
+   windows restart, so their bytes go in a later run, never in this one.
 1. **links**: a (repository, blob) link that no config or layer reference
    of that repository names (by sha256, sha512 or blake3), linked longer
    ago than the grace window and not covered by a legal hold, is removed
@@ -18,8 +17,8 @@ Theory of operation (ADR-0007 has the why). One run takes the GC lease
    (unlinking touches it, so this is a later run's work), loses its bytes
    and then its row (``blob.deleted``), in one locked transaction.
 3. **orphans**: bytes in storage with no row, written before the grace
-   window (a crash between a storage delete and its commit, a storage
-   commit whose metadata never came), are deleted.
+   window (a storage commit whose metadata commit never came, a storage
+   delete cut short), are deleted.
 
 Marking is implicit: the roots (tags, manifests retention keeps, held
 content, links within their grace window) are whatever the views hold, and

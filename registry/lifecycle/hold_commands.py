@@ -3,10 +3,10 @@
 Like push and pull, these talk to a running registry over HTTP (``--server``,
 default http://127.0.0.1:5000; ``ARTIFACT_STORE_SERVER``), so every hold is
 placed by the same code path, under the same authorization, and recorded
-with the same actor as one placed through the API. With auth on, credentials
-come from ``ARTIFACT_STORE_USERNAME`` and ``ARTIFACT_STORE_PASSWORD`` (a
-password or an API token), or ``--password-stdin``; never from an argument,
-which ``ps`` shows to every user of the machine.
+with the same actor as one placed through the API. They sign in as push and
+pull do (``registry.credentials``): ``--username``/``--password`` or
+``ARTIFACT_STORE_USERNAME``/``ARTIFACT_STORE_PASSWORD``, an API token in
+``ARTIFACT_STORE_TOKEN``, or the login ``artifact-store login`` kept.
 
 Exit codes: 0 done; 1 the registry refused (the message says why, e.g.
 DENIED: retention can only be extended); 2 bad arguments or the registry
@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
-import sys
 from typing import Annotated, Any, NoReturn
 
 import httpx
@@ -28,11 +26,19 @@ import typer
 from oci.digest import Digest
 from oci.errors import RegistryError
 from oci.reference import validate_repository, validate_tag
+from registry.client import open_http, raise_for
+from registry.client_auth import ClientError, Credentials
 from registry.lifecycle.retention_commands import retention_app
+from registry.native.commands import (
+    DEFAULT_SERVER,
+    PasswordOpt,
+    ServerOpt,
+    UsernameOpt,
+    sign_in,
+)
 
 __all__ = ["HoldClient", "hold_app", "parse_target", "parse_until", "register"]
 
-DEFAULT_SERVER = "http://127.0.0.1:5000"
 _DURATION = re.compile(r"(\d{1,6})([hdwy])")
 _UNITS = {
     "h": dt.timedelta(hours=1),
@@ -46,33 +52,14 @@ hold_app = typer.Typer(
     no_args_is_help=True,
 )
 
-ServerOpt = Annotated[
-    str, typer.Option("--server", envvar="ARTIFACT_STORE_SERVER", help="Registry base URL.")
-]
-UserOpt = Annotated[
-    str | None,
-    typer.Option("--username", envvar="ARTIFACT_STORE_USERNAME", help="User (auth on)."),
-]
-StdinOpt = Annotated[
-    bool,
-    typer.Option(
-        "--password-stdin",
-        help="Read the password (or API token) from standard input, "
-        "instead of ARTIFACT_STORE_PASSWORD.",
-    ),
-]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-class Refused(Exception):
-    """The registry answered with an error; ``str`` is ``CODE: message``."""
-
-
 class HoldClient:
-    """The /api/v1/ hold and retention endpoints, synchronously (one call per command)."""
+    """The /api/v1/ hold and retention endpoints, signed in as the server asks."""
 
-    def __init__(self, server: str, auth: tuple[str, str] | None = None) -> None:
-        self._http = httpx.Client(base_url=server.rstrip("/"), auth=auth, timeout=60.0)
+    def __init__(self, server: str, credentials: Credentials | None = None) -> None:
+        self._http = open_http(server, credentials, connections=1, timeout=60.0)
 
     def __enter__(self) -> HoldClient:
         return self
@@ -80,39 +67,44 @@ class HoldClient:
     def __exit__(self, *exc: object) -> None:
         self._http.close()
 
-    def _call(self, method: str, url: str, **kw: Any) -> Any:
+    def _call(self, what: str, method: str, url: str, **kw: Any) -> Any:
         response = self._http.request(method, url, **kw)
-        if response.is_success:
-            return response.json()
-        try:
-            error = response.json()["errors"][0]
-            reason = f"{error['code']}: {error['message']}"
-        except (ValueError, KeyError, IndexError, TypeError):
-            reason = f"HTTP {response.status_code} {response.text[:200] or response.reason_phrase}"
-        raise Refused(reason)
+        raise_for(response, what)
+        return response.json()
 
     def place(self, repository: str, reference: str | None, reason: str) -> dict[str, Any]:
         body = {"repository": repository, "reference": reference, "reason": reason}
         # ?repository= lets a repository's admins (not only registry admins) place it.
         params = {"repository": repository}
-        found: dict[str, Any] = self._call("POST", "/api/v1/holds", json=body, params=params)
+        target = repository if reference is None else f"{repository} {reference}"
+        found: dict[str, Any] = self._call(
+            f"hold {target}", "POST", "/api/v1/holds", json=body, params=params
+        )
         return found
 
     def release(self, hold_id: str, reason: str, repository: str | None) -> dict[str, Any]:
         params = {} if repository is None else {"repository": repository}
         found: dict[str, Any] = self._call(
-            "DELETE", f"/api/v1/holds/{hold_id}", json={"reason": reason}, params=params
+            f"release hold {hold_id}",
+            "DELETE",
+            f"/api/v1/holds/{hold_id}",
+            json={"reason": reason},
+            params=params,
         )
         return found
 
     def list(self, repository: str | None) -> list[dict[str, Any]]:
         params = {} if repository is None else {"repository": repository}
-        found: list[dict[str, Any]] = self._call("GET", "/api/v1/holds", params=params)["holds"]
+        found: list[dict[str, Any]] = self._call(
+            "list holds", "GET", "/api/v1/holds", params=params
+        )["holds"]
         return found
 
     def extend(self, name: str, version: str, until: dt.datetime) -> dict[str, Any]:
         url = f"/api/v1/artifacts/{name}/versions/{version}/retention"
-        found: dict[str, Any] = self._call("POST", url, json={"until": until.isoformat()})
+        found: dict[str, Any] = self._call(
+            f"extend {name} {version}", "POST", url, json={"until": until.isoformat()}
+        )
         return found
 
 
@@ -153,22 +145,14 @@ def parse_until(until: str | None, keep_for: str | None, now: dt.datetime) -> dt
     return parsed.astimezone(dt.UTC)
 
 
-def _client(server: str, username: str | None, password_stdin: bool) -> HoldClient:
-    if username is None:
-        return HoldClient(server)
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = os.environ.get("ARTIFACT_STORE_PASSWORD", "")
-    if not password:
-        _fail("--username needs ARTIFACT_STORE_PASSWORD or --password-stdin")
-    return HoldClient(server, (username, password))
+def _client(server: str, username: str | None, password: str | None) -> HoldClient:
+    return HoldClient(server, sign_in(server, username, password))
 
 
 def _call(client: HoldClient, action: str, *args: Any) -> Any:
     try:
         return getattr(client, action)(*args)
-    except Refused as exc:
+    except ClientError as exc:  # a refusal, or AuthError: the server would not sign us in
         _fail(str(exc), 1)
     except httpx.HTTPError as exc:
         _fail(f"cannot reach the registry: {exc}")
@@ -188,15 +172,15 @@ def place(
     reason: Annotated[str, typer.Option("--reason", help="Why (a case number, a ticket).")],
     as_json: JsonOpt = False,
     server: ServerOpt = DEFAULT_SERVER,
-    username: UserOpt = None,
-    password_stdin: StdinOpt = False,
+    username: UsernameOpt = None,
+    password: PasswordOpt = None,
 ) -> None:
     """Hold a repository, a manifest (@DIGEST) or a version (:TAG); prints the hold's id."""
     try:
         repository, reference = parse_target(target)
     except RegistryError as exc:
         _fail(exc.message)
-    with _client(server, username, password_stdin) as client:
+    with _client(server, username, password) as client:
         hold = _call(client, "place", repository, reference, reason)
     if as_json:
         typer.echo(json.dumps(hold, indent=2))
@@ -215,11 +199,11 @@ def release(
     ] = None,
     as_json: JsonOpt = False,
     server: ServerOpt = DEFAULT_SERVER,
-    username: UserOpt = None,
-    password_stdin: StdinOpt = False,
+    username: UsernameOpt = None,
+    password: PasswordOpt = None,
 ) -> None:
     """Release a hold; what it protected becomes deletable again."""
-    with _client(server, username, password_stdin) as client:
+    with _client(server, username, password) as client:
         hold = _call(client, "release", hold_id, reason, repository)
     if as_json:
         typer.echo(json.dumps(hold, indent=2))
@@ -232,11 +216,11 @@ def ls(
     repository: Annotated[str | None, typer.Argument(metavar="[REPO]")] = None,
     as_json: JsonOpt = False,
     server: ServerOpt = DEFAULT_SERVER,
-    username: UserOpt = None,
-    password_stdin: StdinOpt = False,
+    username: UsernameOpt = None,
+    password: PasswordOpt = None,
 ) -> None:
     """List the active holds (of REPO, or all)."""
-    with _client(server, username, password_stdin) as client:
+    with _client(server, username, password) as client:
         found = _call(client, "list", repository)
     if as_json:
         typer.echo(json.dumps(found, indent=2))
@@ -276,8 +260,8 @@ def extend(
     ] = None,
     as_json: JsonOpt = False,
     server: ServerOpt = DEFAULT_SERVER,
-    username: UserOpt = None,
-    password_stdin: StdinOpt = False,
+    username: UsernameOpt = None,
+    password: PasswordOpt = None,
 ) -> None:
     """Keep an artifact version longer; a date earlier than its current one is refused."""
     try:
@@ -289,7 +273,7 @@ def extend(
         _fail(exc.message)
     except ValueError as exc:
         _fail(str(exc))
-    with _client(server, username, password_stdin) as client:
+    with _client(server, username, password) as client:
         done = _call(client, "extend", name, version, when)
     if as_json:
         typer.echo(json.dumps(done, indent=2))

@@ -249,13 +249,6 @@ async def _manifest_row(conn: AsyncConnection, repo: str, digest: str) -> Manife
     return None if row is None else ManifestRow(**row._mapping)
 
 
-def _newer(other: TagRow, than: TagRow) -> bool:
-    # The plan ranks tags newest first, ties by name: the same order here.
-    return other.pushed_at > than.pushed_at or (
-        other.pushed_at == than.pushed_at and other.tag < than.tag
-    )
-
-
 async def _recheck_tag(
     conn: AsyncConnection, item: PlanItem, now: dt.datetime, policy: LifecyclePolicy, gone: _Gone
 ) -> None:
@@ -277,31 +270,52 @@ async def _recheck_tag(
         last = state.pushed_at if row.pulled_at is None else max(row.pulled_at, state.pushed_at)
         if last > c.idle_before:
             raise _NoLongerEligible(f"the manifest was pulled at {_time(last)}")
-    if c.outside_last is not None:
-        query = (
-            sa.select(tags.c.tag, tags.c.digest, tags.c.updated_at, manifests.c.subject)
-            .join(
-                manifests,
-                sa.and_(
-                    manifests.c.repository == tags.c.repository,
-                    manifests.c.digest == tags.c.digest,
-                ),
-            )
-            .where(tags.c.repository == item.repository)
+    if c.outside_last is not None and not await _outside_last(
+        conn, item.repository, state, c.outside_last, gone
+    ):
+        raise _NoLongerEligible(
+            f"it is now among the keep_last={c.outside_last} most recently pushed tags"
         )
-        others = [
-            TagRow(r.tag, r.digest, r.updated_at)
-            for r in await conn.execute(query)
-            if counted_by_keep_last(r.tag, r.subject)
-        ]
-        newer = [
-            t for t in others if (item.repository, t.tag) not in gone.tags and _newer(t, state)
-        ]
-        if len(newer) < c.outside_last:
-            raise _NoLongerEligible(
-                f"it is now among the keep_last={c.outside_last} most recently pushed tags"
-            )
     await _recheck_common(conn, item, row, now, policy, gone)
+
+
+async def _outside_last(
+    conn: AsyncConnection, repo: str, tag: TagRow, keep_last: int, gone: _Gone
+) -> bool:
+    """Whether at least ``keep_last`` counted tags were pushed after ``tag`` (the plan's order).
+
+    Reads the newest first and stops as soon as it has seen enough, so an
+    old tag in a large repository costs a few rows, not all of them.
+    """
+    if keep_last <= 0:
+        return True
+    newer = sa.or_(
+        tags.c.updated_at > tag.pushed_at,
+        sa.and_(tags.c.updated_at == tag.pushed_at, tags.c.tag < tag.tag),
+    )
+    query = (
+        sa.select(tags.c.tag, manifests.c.subject)
+        .join(
+            manifests,
+            sa.and_(
+                manifests.c.repository == tags.c.repository, manifests.c.digest == tags.c.digest
+            ),
+        )
+        .where(tags.c.repository == repo, newer)
+        .order_by(tags.c.updated_at.desc(), tags.c.tag)
+    )
+    batch = keep_last + 64
+    offset = seen = 0
+    while True:
+        rows = (await conn.execute(query.limit(batch).offset(offset))).all()
+        for row in rows:
+            if (repo, row.tag) not in gone.tags and counted_by_keep_last(row.tag, row.subject):
+                seen += 1
+                if seen >= keep_last:
+                    return True
+        if len(rows) < batch:
+            return seen >= keep_last
+        offset += batch
 
 
 async def _recheck_common(

@@ -280,11 +280,17 @@ async def _delete_manifest(
         manifest_references.c.repository == repository,
         manifest_references.c.manifest_digest == digest,
     )
+    # A manifest may name a blob by sha256, blake3 or sha512; links are keyed by sha256.
+    released = sa.select(blobs.c.sha256).where(
+        sa.or_(
+            blobs.c.sha256.in_(referenced),
+            blobs.c.blake3.in_(referenced),
+            blobs.c.sha512.in_(referenced),
+        )
+    )
     await conn.execute(
         sa.update(repository_blobs)
-        .where(
-            repository_blobs.c.repository == repository, repository_blobs.c.sha256.in_(referenced)
-        )
+        .where(repository_blobs.c.repository == repository, repository_blobs.c.sha256.in_(released))
         .values(linked_at=ts)
     )
     await conn.execute(

@@ -670,3 +670,40 @@ class MetadataStore:
                     after = batch[-1].seq
                     replayed += len(batch)
         return replayed
+
+    async def commit_blobs(
+        self,
+        items: Sequence[tuple[str, BlobInfo, str, Callable[[], Awaitable[bool]] | None]],
+    ) -> list[BlobUploadInvalid | None]:
+        """Several ``commit_blob`` calls (repo, blob, actor, present) in one transaction.
+
+        Group commit for many small uploads at once: one write lock, one
+        commit, still one ``blob.committed`` event per blob. Each item gets
+        ``commit_blob``'s check of its bytes (the GC race, ADR-0007); an item
+        that fails it is answered with its error and the others are recorded.
+        """
+        results: list[BlobUploadInvalid | None] = []
+        with self._translate():
+            async with _engine.write_transaction(self._engine) as conn:
+                wanted = sorted({str(blob.sha256) for _, blob, _, _ in items})
+                query = sa.select(blobs.c.sha256).where(blobs.c.sha256.in_(wanted))
+                known = set((await conn.execute(query)).scalars())
+                for repo, blob, actor, present in items:
+                    if (
+                        str(blob.sha256) not in known
+                        and present is not None
+                        and not await present()
+                    ):
+                        results.append(
+                            BlobUploadInvalid(
+                                f"blob {blob.sha256} was garbage-collected while the upload "
+                                "finished; upload it again",
+                                detail={"digest": str(blob.sha256)},
+                            )
+                        )
+                        continue
+                    event = BlobCommitted(repo, blob.sha256, blob.blake3, blob.size, None)
+                    await self._append(conn, event, actor)
+                    known.add(str(blob.sha256))
+                    results.append(None)
+        return results

@@ -11,9 +11,10 @@ A one-request upload (``push_blob``) is what makes many small files cheap,
 so it skips everything a session is for. It stages the bytes under a fresh
 id with no session row (nothing can resume or expire a request that is
 still running) and appends exactly one event, ``blob.committed``, instead
-of a session's three. Both digests are checked before anything is
-recorded. A blob the repository already links is not stored again: the
-body is hashed as it streams past and compared, and nothing is written.
+of a session's three, and concurrent ones share write transactions
+(``_group``). Both digests are checked before anything is recorded. A
+blob the repository already links is not stored again: the body is hashed
+as it streams past and compared, and nothing is written.
 Should the process die mid-request, the staged bytes have no row; they are
 an orphan like any other and garbage collection removes them.
 """
@@ -32,6 +33,7 @@ import blake3 as blake3_hasher
 from oci.digest import Digest
 from oci.errors import DigestInvalid, SizeInvalid, Unsupported
 from registry.meta.records import UploadRecord
+from registry.native import _group
 from registry.service import blobs
 from registry.service._presence import stored
 from registry.service.registry import Registry
@@ -153,5 +155,5 @@ async def push_blob(
     # leaves at most unreferenced bytes, which garbage collection removes.
     _check(info, sha256, blake3)
     present = functools.partial(stored, registry.blobs, info, None)
-    await registry.meta.commit_blob(repo, info, actor=actor, present=present)
+    await _group.commit(registry.meta, repo, info, actor, present)
     return info, True

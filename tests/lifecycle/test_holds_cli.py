@@ -12,6 +12,7 @@ import hashlib
 import json
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -22,9 +23,10 @@ from registry.lifecycle.hold_commands import parse_target, parse_until
 from tests.http._serve import free_port, run_cli, serving
 
 NOW = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.UTC)
+EMPTY = "sha256:" + hashlib.sha256(b"").hexdigest()
 
 
-def cli(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> Result:
+def cli(*args: str, env: dict[str, str | None] | None = None, stdin: str | None = None) -> Result:
     return CliRunner().invoke(cli_app, list(args), env=env, input=stdin)
 
 
@@ -174,24 +176,40 @@ def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-def test_with_auth_on_credentials_come_from_the_environment_or_stdin(auth_server: str) -> None:
+def test_with_auth_on_the_commands_sign_in_as_push_and_pull_do(
+    auth_server: str, tmp_path: Path
+) -> None:
+    # No stored login from elsewhere may leak in: a fresh config directory.
+    clean = {"XDG_CONFIG_HOME": str(tmp_path), "ARTIFACT_STORE_TOKEN": None}
+    root = {**clean, "ARTIFACT_STORE_USERNAME": "root", "ARTIFACT_STORE_PASSWORD": "root-password"}
+    with httpx.Client(base_url=auth_server, auth=("root", "root-password")) as http:
+        r = http.post("/v2/held/app/blobs/uploads/", params={"digest": EMPTY}, content=b"")
+        assert r.status_code == 201, r.text
     ls = ["hold", "ls", "--json", "--server", auth_server]
-    anonymous = cli(*ls)
+
+    anonymous = cli(*ls, env=clean)
     assert anonymous.exit_code == 1
-    assert "UNAUTHORIZED" in anonymous.stderr
-    alone = cli(*ls, "--username", "root", env={"ARTIFACT_STORE_PASSWORD": ""})
+    assert "authentication required" in anonymous.stderr
+    alone = cli(*ls, "--username", "root", env={**clean, "ARTIFACT_STORE_PASSWORD": None})
     assert alone.exit_code == 2
-    assert "ARTIFACT_STORE_PASSWORD" in alone.stderr
-    maintainer = cli(
-        *ls, env={"ARTIFACT_STORE_USERNAME": "alice", "ARTIFACT_STORE_PASSWORD": "alice-password"}
-    )
+    assert "--password" in alone.stderr
+    alice = {
+        **clean,
+        "ARTIFACT_STORE_USERNAME": "alice",
+        "ARTIFACT_STORE_PASSWORD": "alice-password",
+    }
+    maintainer = cli("hold", "place", "held/app", "--reason", "r", "--server", auth_server,
+                     env=alice)  # fmt: skip
     assert maintainer.exit_code == 1
     assert "DENIED" in maintainer.stderr
-    admin = cli(*ls, "--username", "root", env={"ARTIFACT_STORE_PASSWORD": "root-password"})
-    assert admin.exit_code == 0, admin.output
-    assert json.loads(admin.stdout) == []
-    piped = cli(*ls, "--username", "root", "--password-stdin", stdin="root-password\n")
-    assert piped.exit_code == 0, piped.output
+
+    # A registry admin: a token scoped to the repository for place, its own
+    # credentials for the registry-wide listing.
+    placed = cli("hold", "place", "held/app", "--reason", "r", "--server", auth_server, env=root)
+    assert placed.exit_code == 0, placed.output
+    listed = cli(*ls, "--username", "root", "--password", "root-password", env=clean)
+    assert listed.exit_code == 0, listed.output
+    assert [hold["id"] for hold in json.loads(listed.stdout)] == [placed.stdout.strip()]
 
 
 # -- argument parsing ---------------------------------------------------------------

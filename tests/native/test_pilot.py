@@ -47,8 +47,13 @@ def test_pilot(served: str, tmp_path: Path) -> None:
         assert pushed.returncode == 0, pushed.stderr
         digest = pushed.stdout.strip().splitlines()[-1]
 
-        url = command("events")[-1].replace("$ARTIFACT_STORE_SERVER", served)
-        events = httpx.get(url).json()["events"]
+        tail = command("events")
+        assert tail[:3] == ["artifact-store", "events", "tail"]
+        assert "--no-follow" in tail  # else it would wait for new events
+        tailed = run_cli(*tail[1:], env=env)
+        assert tailed.returncode == 0, tailed.stderr
+        events = [json.loads(line) for line in tailed.stdout.splitlines()]
+        assert {e["type"] for e in events} == {"manifest.put"}
         puts = [e for e in events if "run-2024-05-01" in e["payload"]["tags"]]
         assert [e["payload"]["digest"] for e in puts] == [digest]
 
