@@ -1,14 +1,15 @@
 """Side-by-side benchmark of artifact-store and CNCF distribution on loopback.
 
-Usage: ``python -m bench.run [--quick] [--servers artifact-store,distribution]
+Usage: ``python -m bench.run [--quick]
+[--servers artifact-store,artifact-store+granian,distribution] [--only GROUPS]
 [--repeats N] [--json PATH]``.
 
-Strategy: both registries run at once, each on its own port and data
-directory, and every repeat measures them back to back (artifact-store, then
-distribution, then the next repeat), so drift in the shared machine's load
-hits both alike. Each figure is the median of the repeats. The ratio is
-always "how many times better artifact-store is": throughput over throughput,
-or the peer's time over ours.
+Strategy: the registries run at once, each on its own port and data
+directory, and every repeat measures them back to back (artifact-store on
+each ASGI server, then distribution, then the next repeat), so drift in the
+shared machine's load hits all alike. Each figure is the median of the
+repeats. A ratio is always "how many times better this artifact-store is
+than distribution": throughput over throughput, or the peer's time over ours.
 """
 
 from __future__ import annotations
@@ -65,6 +66,12 @@ class Metric:
     target: float | None
 
 
+PEER = "distribution"
+# Server names on the command line: artifact-store on each ASGI server, and the peer.
+ARTIFACT_STORES = {"artifact-store": "hypercorn", "artifact-store+granian": "granian"}
+GROUPS = ("push", "pull", "requests", "tags")
+
+
 @dataclass
 class Results:
     metrics: list[Metric] = field(default_factory=list)
@@ -81,9 +88,9 @@ class Results:
         runs = self.values.get(key, {}).get(server)
         return statistics.median(runs) if runs else None
 
-    def ratio(self, metric: Metric) -> float | None:
-        ours = self.median(metric.key, "artifact-store")
-        peer = self.median(metric.key, "distribution")
+    def ratio(self, metric: Metric, server: str = "artifact-store") -> float | None:
+        ours = self.median(metric.key, server)
+        peer = self.median(metric.key, PEER)
         if not ours or not peer:
             return None
         return ours / peer if metric.higher_is_better else peer / ours
@@ -107,6 +114,9 @@ def _metrics(sizes: Sizes) -> dict[str, Metric]:
     metrics += [
         Metric(f"tags_{n}", f"tags list, {n} tags", "ms", False, 2) for n in sizes.tag_counts
     ]
+    # How far RSS rose above its level before a transfer, at worst, while a
+    # blob streamed through (push or pull): "flat" means a few MiB, not the blob.
+    metrics.append(Metric("rss_stream", f"RSS growth during a {size} transfer", "MiB", False, None))
     metrics.append(Metric("peak_rss", "peak RSS", "MiB", False, None))
     return {m.key: m for m in metrics}
 
@@ -125,10 +135,10 @@ def _log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def _prepare(target: Target, sizes: Sizes, client: httpx.Client) -> None:
+def _prepare(target: Target, sizes: Sizes, client: httpx.Client, *, with_tags: bool) -> None:
     url = target.server.url
     target.image = fixtures.push_small_image(client, url, "bench/small", "latest")
-    for count in sizes.tag_counts:
+    for count in sizes.tag_counts if with_tags else ():
         _log(f"{target.server.name}: tagging {count} tags")
         repo = f"bench/tags-{count}"
         image = fixtures.push_small_image(client, url, repo, "seed")
@@ -153,38 +163,84 @@ def _load(
     )
 
 
-def _measure_round(
-    target: Target,
-    sizes: Sizes,
-    metrics: dict[str, Metric],
-    results: Results,
-    repeat: int,
-    digests: Callable[[int], str],
-    load_choice: str,
-    verify: bool,
-) -> None:
+@dataclass(frozen=True)
+class Round:
+    """What one repeat measures, the same for every server."""
+
+    sizes: Sizes
+    metrics: dict[str, Metric]
+    results: Results
+    repeat: int
+    digests: Callable[[int], str]
+    load_choice: str
+    verify: bool
+    groups: frozenset[str]
+
+
+def _streamed(target: Target, transfer: Callable[[], float]) -> tuple[float, float]:
+    """Run ``transfer``; its seconds and how far the server's RSS rose meanwhile, in MiB."""
+    before = target.sampler.start_window()
+    seconds = transfer()
+    return seconds, max(0, target.sampler.window_peak - before) / MIB
+
+
+def _measure_round(target: Target, job: Round) -> None:
     name, url = target.server.name, target.server.url
+    sizes, metrics, results = job.sizes, job.metrics, job.results
     assert target.image is not None
     with httpx.Client(timeout=600.0) as client:
-        seed = 2 * repeat
-        seconds = blobs.push_monolithic(client, url, "bench/blob", sizes.blob, seed, digests(seed))
-        results.add(metrics["push_monolithic"], name, sizes.blob / MIB / seconds)
-        seconds = blobs.push_chunked(
-            client, url, "bench/blob", sizes.blob, seed + 1, digests(seed + 1), sizes.chunk
-        )
-        results.add(metrics["push_chunked"], name, sizes.blob / MIB / seconds)
-        seconds = blobs.pull(client, url, "bench/blob", digests(seed), sizes.blob, verify=verify)
-        results.add(metrics["pull"], name, sizes.blob / MIB / seconds)
+        seed = 2 * job.repeat
+        growth = []
+        if "push" in job.groups or "pull" in job.groups:
+            seconds, rose = _streamed(
+                target,
+                lambda: blobs.push_monolithic(
+                    client, url, "bench/blob", sizes.blob, seed, job.digests(seed)
+                ),
+            )
+            growth.append(rose)
+            if "push" in job.groups:
+                results.add(metrics["push_monolithic"], name, sizes.blob / MIB / seconds)
+        if "push" in job.groups:
+            seconds, rose = _streamed(
+                target,
+                lambda: blobs.push_chunked(
+                    client,
+                    url,
+                    "bench/blob",
+                    sizes.blob,
+                    seed + 1,
+                    job.digests(seed + 1),
+                    sizes.chunk,
+                ),
+            )
+            growth.append(rose)
+            results.add(metrics["push_chunked"], name, sizes.blob / MIB / seconds)
+        if "pull" in job.groups:
+            seconds, rose = _streamed(
+                target,
+                lambda: blobs.pull_socket(
+                    url, "bench/blob", job.digests(seed), sizes.blob, verify=job.verify
+                ),
+            )
+            growth.append(rose)
+            results.add(metrics["pull"], name, sizes.blob / MIB / seconds)
+        if growth:
+            results.add(metrics["rss_stream"], name, max(growth))
 
-        manifest_url = f"{url}/v2/{target.image.repo}/manifests/latest"
-        got = _load(manifest_url, "GET", {"Accept": fixtures.OCI_MANIFEST}, sizes, load_choice)
-        results.add(metrics["manifest_get"], name, got.requests_per_second)
-        results.tools["manifest_get"] = got.tool
-        head_url = f"{url}/v2/{target.image.repo}/blobs/{target.image.layer_digest}"
-        got = _load(head_url, "HEAD", {}, sizes, load_choice)
-        results.add(metrics["blob_head"], name, got.requests_per_second)
-        results.tools["blob_head"] = got.tool
+        if "requests" in job.groups:
+            manifest_url = f"{url}/v2/{target.image.repo}/manifests/latest"
+            accept = {"Accept": fixtures.OCI_MANIFEST}
+            got = _load(manifest_url, "GET", accept, sizes, job.load_choice)
+            results.add(metrics["manifest_get"], name, got.requests_per_second)
+            results.tools["manifest_get"] = got.tool
+            head_url = f"{url}/v2/{target.image.repo}/blobs/{target.image.layer_digest}"
+            got = _load(head_url, "HEAD", {}, sizes, job.load_choice)
+            results.add(metrics["blob_head"], name, got.requests_per_second)
+            results.tools["blob_head"] = got.tool
 
+        if "tags" not in job.groups:
+            return
         for count, repo in target.tag_repos.items():
             timings = []
             for _ in range(sizes.listings):
@@ -217,23 +273,36 @@ def machine() -> dict[str, str]:
     }
 
 
+def _short(server: str) -> str:
+    return {"artifact-store": "hypercorn", "artifact-store+granian": "granian"}.get(server, server)
+
+
 def report(results: Results, servers: list[str]) -> str:
+    ours = [s for s in servers if s != PEER]
+    compared = ours if PEER in servers else []
     head = f"{'measurement':44} {'unit':6}"
-    head += "".join(f" {s:>15}" for s in servers)
-    head += f" {'ratio':>7} {'target':>7}"
+    head += "".join(f" {_short(s):>12}" for s in servers)
+    head += "".join(f" {'x ' + _short(s):>12}" for s in compared)
+    head += f" {'target':>7}"
     lines = [head, "-" * len(head)]
     for metric in results.metrics:
         row = f"{metric.label:44} {metric.unit:6}"
         for server in servers:
             value = results.median(metric.key, server)
-            row += f" {'-' if value is None else f'{value:.1f}':>15}"
-        ratio = results.ratio(metric)
-        row += f" {'-' if ratio is None else f'{ratio:.2f}x':>7}"
+            row += f" {'-' if value is None else f'{value:.1f}':>12}"
+        marks = []
+        for server in compared:
+            ratio = results.ratio(metric, server)
+            row += f" {'-' if ratio is None else f'{ratio:.2f}x':>12}"
+            if metric.target is not None and ratio is not None:
+                marks.append("ok" if ratio >= metric.target else "MISS")
         if metric.target is not None:
-            mark = "" if ratio is None else (" ok" if ratio >= metric.target else " MISS")
-            row += f" {f'>={metric.target}x':>7}{mark}"
+            row += f" {f'>={metric.target}x':>7} {'/'.join(marks)}"
         lines.append(row)
-    lines.append("ratio: how many times better artifact-store is (throughput, or time taken)")
+    lines.append(
+        "hypercorn, granian: artifact-store on that ASGI server; x NAME: how many times "
+        "better it is than distribution (throughput, or time taken)"
+    )
     for key, tool in sorted(results.tools.items()):
         lines.append(f"load generator for {key}: {tool}")
     return "\n".join(lines)
@@ -241,12 +310,23 @@ def report(results: Results, servers: list[str]) -> str:
 
 @contextlib.contextmanager
 def _start(name: str, root: Path) -> Iterator[RegistryProcess]:
-    starter = artifact_store if name == "artifact-store" else distribution
-    with starter(root / name.replace("-", "_")) as server:
-        yield server
+    directory = root / name.replace("-", "_").replace("+", "_")
+    if name in ARTIFACT_STORES:
+        with artifact_store(directory, server_kind=ARTIFACT_STORES[name]) as server:
+            yield server
+    else:
+        with distribution(directory) as server:
+            yield server
 
 
-def run(sizes: Sizes, servers: list[str], load_choice: str, verify: bool, workdir: Path) -> Results:
+def run(
+    sizes: Sizes,
+    servers: list[str],
+    load_choice: str,
+    verify: bool,
+    workdir: Path,
+    groups: frozenset[str] = frozenset(GROUPS),
+) -> Results:
     metrics = _metrics(sizes)
     results = Results()
     digest_cache: dict[int, str] = {}
@@ -265,13 +345,12 @@ def run(sizes: Sizes, servers: list[str], load_choice: str, verify: bool, workdi
             targets.append(Target(server, sampler))
         with httpx.Client(timeout=60.0) as client:
             for target in targets:
-                _prepare(target, sizes, client)
+                _prepare(target, sizes, client, with_tags="tags" in groups)
         for repeat in range(sizes.repeats):
+            job = Round(sizes, metrics, results, repeat, digests, load_choice, verify, groups)
             for target in targets:
                 _log(f"repeat {repeat + 1}/{sizes.repeats}: {target.server.name}")
-                _measure_round(
-                    target, sizes, metrics, results, repeat, digests, load_choice, verify
-                )
+                _measure_round(target, job)
         for target in targets:
             results.add(metrics["peak_rss"], target.server.name, target.sampler.peak / MIB)
     return results
@@ -280,7 +359,15 @@ def run(sizes: Sizes, servers: list[str], load_choice: str, verify: bool, workdi
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one repeat")
-    parser.add_argument("--servers", default=None, help="comma-separated; default: both")
+    parser.add_argument(
+        "--servers",
+        default=None,
+        help="comma-separated, of artifact-store (on Hypercorn), artifact-store+granian and "
+        "distribution; default: artifact-store and, when installed, distribution",
+    )
+    parser.add_argument(
+        "--only", default=None, help=f"comma-separated groups of {','.join(GROUPS)}; default: all"
+    )
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--load", choices=["auto", "wrk", "socket"], default="auto")
     parser.add_argument("--verify", action="store_true", help="hash pulled blobs")
@@ -296,12 +383,15 @@ def main(argv: list[str] | None = None) -> int:
             servers.append("distribution")
     else:
         servers = [s.strip() for s in args.servers.split(",") if s.strip()]
-    unknown = set(servers) - {"artifact-store", "distribution"}
+    unknown = set(servers) - {*ARTIFACT_STORES, PEER}
     if unknown:
         parser.error(f"unknown servers: {', '.join(sorted(unknown))}")
+    groups = frozenset(GROUPS if args.only is None else args.only.split(","))
+    if groups - set(GROUPS):
+        parser.error(f"unknown groups: {', '.join(sorted(groups - set(GROUPS)))}")
 
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        results = run(sizes, servers, args.load, args.verify or args.quick, Path(tmp))
+        results = run(sizes, servers, args.load, args.verify or args.quick, Path(tmp), groups)
     info = machine()
     print("\n".join(f"{k}: {v}" for k, v in info.items()))
     print(report(results, servers))
@@ -316,6 +406,7 @@ def main(argv: list[str] | None = None) -> int:
                     "runs": results.values.get(m.key, {}),
                     "medians": {s: results.median(m.key, s) for s in servers},
                     "ratio": results.ratio(m),
+                    "ratios": {s: results.ratio(m, s) for s in servers if s != PEER},
                 }
                 for m in results.metrics
             ],

@@ -151,7 +151,7 @@ def _launch(
 def artifact_store(
     data_dir: Path, *, timeout: float = 60.0, server_kind: str = "hypercorn"
 ) -> Iterator[RegistryProcess]:
-    """``artifact-store serve --server server_kind`` on a free loopback port, storing under ``data_dir``."""
+    """``artifact-store serve`` on a free loopback port, storing under ``data_dir``."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     name = "artifact-store" if server_kind == "hypercorn" else f"artifact-store+{server_kind}"
@@ -215,6 +215,8 @@ class RssSampler:
     pid: int
     interval: float = 0.05
     peak: int = 0
+    # The largest sum since the last ``start_window``.
+    window_peak: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -232,8 +234,16 @@ class RssSampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, self._sample())
+            rss = self._sample()
+            self.peak = max(self.peak, rss)
+            self.window_peak = max(self.window_peak, rss)
             self._stop.wait(self.interval)
+
+    def start_window(self) -> int:
+        """Restart ``window_peak`` from the current RSS, which is returned."""
+        rss = self._sample()
+        self.window_peak = rss
+        return rss
 
     def __enter__(self) -> RssSampler:
         self._thread = threading.Thread(target=self._run, name=f"rss-{self.pid}", daemon=True)

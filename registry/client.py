@@ -124,10 +124,9 @@ def raise_for(response: httpx.Response, what: str) -> None:
     except (ValueError, KeyError, IndexError, TypeError):
         reason = response.text[:200] or response.reason_phrase
     if response.status_code == 401:
-        signed_in = response.request.headers.get("authorization") is not None
-        if not signed_in or "anonymous" in reason:
-            raise AuthError(f"{what}: authentication required; {_SIGN_IN}")
-        raise AuthError(f"{what}: authentication failed ({reason})")
+        # Credentials the server refuses end in the token flow (AuthError there);
+        # a 401 that gets here means none were given, or none it accepts here.
+        raise AuthError(f"{what}: authentication required ({reason}); {_SIGN_IN}")
     raise ClientError(f"{what}: HTTP {response.status_code} {reason}")
 
 

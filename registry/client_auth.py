@@ -286,12 +286,16 @@ class RegistryAuth(httpx.Auth):
                     return  # nothing to offer, or the server refused what we sent
                 self._basic = True
                 self._authorize(request, basic)
-            elif challenge.scheme == "bearer" and challenge.scope is None and hint is None:
+            elif (
+                challenge.scheme == "bearer"
+                and challenge.scope is None
+                and hint is None
+                and (basic := self._basic_header()) is not None
+            ):
                 # A registry-wide endpoint (the whole event stream, admin paths): the
                 # server grants those to a registry-wide admin's own credentials, not
                 # to a token scoped to repositories, so send the credentials as they are.
-                basic = self._basic_header()
-                if basic is None or request.headers.get("Authorization") == basic:
+                if request.headers.get("Authorization") == basic:
                     return
                 self._basic_unscoped = True
                 self._authorize(request, basic)

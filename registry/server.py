@@ -96,7 +96,7 @@ async def _granian(app: ASGIApp, host: str, port: int, stop: anyio.Event) -> Non
 
     async def stop_when_asked() -> None:
         await stop.wait()
-        server.stop()
+        server.stop()  # type: ignore[no-untyped-call]  # granian leaves it unannotated
 
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(stop_when_asked)

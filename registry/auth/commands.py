@@ -19,6 +19,7 @@ import anyio
 import typer
 
 from registry.auth.keys import KeyRing
+from registry.auth.quota import usage_document
 from registry.auth.store import AuthStore
 from registry.config import Settings
 from registry.meta import MetadataStore
@@ -241,17 +242,9 @@ def register(admin: typer.Typer, load: SettingsLoader) -> None:
         database_url: DatabaseOpt = None,
         config: ConfigOpt = None,
     ) -> None:
-        """Bytes of distinct blobs the tenant references, and its quota."""
-
-        async def _usage(s: AuthStore) -> dict[str, object]:
-            record = await s.get_tenant(name)
-            return {
-                "tenant": name,
-                "usage_bytes": await s.usage(name),
-                "quota_bytes": None if record is None else record.quota_bytes,
-            }
-
-        typer.echo(json.dumps(run(_usage, data_dir, database_url, config)))
+        """Bytes of distinct blobs and manifests the tenant stores, and its quota."""
+        document = run(lambda s: usage_document(s, name), data_dir, database_url, config)
+        typer.echo(json.dumps(document))
 
     @key.command("rotate")
     def key_rotate(

@@ -18,8 +18,9 @@ layer's one renderer:
 - a cross-repository mount from a repository the caller cannot pull: the
   ``mount``/``from`` parameters are dropped, so the route opens a fresh
   upload (202), never a mount (201);
-- a blob upload that would take the tenant past its quota: 403 DENIED with
-  a quota detail, before any byte is kept.
+- a push (blob upload, cross-repository mount, manifest, native publish)
+  that would take the tenant past its quota: 403 DENIED with a quota
+  detail, before anything is kept (``registry.auth.quota``).
 
 The principal is left in ``scope["state"]["principal"]`` for routes that
 filter what they list (the catalog).

@@ -18,6 +18,7 @@ from starlette.routing import Route
 from oci.digest import Digest
 from oci.errors import (
     DigestInvalid,
+    ManifestUnknown,
     NameInvalid,
     NameUnknown,
     PaginationNumberInvalid,
@@ -28,6 +29,7 @@ from oci.mediatype import OCI_INDEX
 from oci.reference import validate_repository
 from registry.auth.catalog import visible_catalog
 from registry.auth.middleware import principal_of
+from registry.http._accept import acceptable
 from registry.http._lifecycle import override_of, record_pull
 from registry.http._request import actor, read_capped
 from registry.http.errors import API_VERSION_HEADERS
@@ -116,9 +118,10 @@ async def tags_list(request: Request) -> Response:
     name = _name(request)
     registry = _registry(request)
     n, last = _pagination(request)
-    if not await registry.meta.repository_exists(name):
-        raise NameUnknown(f"repository {name} is not known", detail={"name": name})
     tags = await registry.meta.list_tags(name, None if n is None else n + 1, last)
+    # An empty page is the one that needs the second query: no tags, or no repository?
+    if not tags and not await registry.meta.repository_exists(name):
+        raise NameUnknown(f"repository {name} is not known", detail={"name": name})
     return _page(request, tags, n, "tags")
 
 
@@ -127,21 +130,27 @@ async def tags_list(request: Request) -> Response:
 
 async def get_manifest(request: Request) -> Response:
     name = _name(request)
-    record = await manifests.get_manifest(
-        _registry(request), name, request.path_params["reference"]
-    )
+    reference = request.path_params["reference"]
+    record = await manifests.get_manifest(_registry(request), name, reference)
+    if not acceptable(request.headers.getlist("accept"), record.media_type):
+        # Negotiation rule: registry/http/_accept.py; distribution answers the same.
+        raise ManifestUnknown(
+            f"manifest {reference} is a {record.media_type}, which the request's Accept "
+            "header does not include",
+            detail={"reference": reference, "mediaType": record.media_type},
+        )
+    digest = str(record.digest)
     headers = _headers(
         **{
-            "Docker-Content-Digest": str(record.digest),
-            "ETag": f'"{record.digest}"',
+            "Docker-Content-Digest": digest,
+            "ETag": f'"{digest}"',
             "Content-Length": str(record.size),
         }
     )
-    body = b"" if request.method == "HEAD" else record.body
     record_pull(request, name, record.digest)
-    response = Response(body, 200, headers=headers, media_type=record.media_type)
-    response.headers["Content-Length"] = str(record.size)
-    return response
+    if request.method == "HEAD":
+        return Response(None, 200, headers=headers, media_type=record.media_type)
+    return Response(record.body, 200, headers=headers, media_type=record.media_type)
 
 
 async def put_manifest(request: Request) -> Response:
@@ -372,11 +381,15 @@ async def cancel_upload(request: Request) -> Response:
     return Response(b"", 204, headers=_headers())
 
 
+# Starlette tries routes in order, so the reads a pull makes most come first.
+# No two of these patterns match the same path (each ends in its own fixed
+# segment), so the order changes nothing but the time to find a route.
 routes = [
+    Route("/v2/{name:path}/manifests/{reference}", get_manifest, methods=["GET", "HEAD"]),
+    Route("/v2/{name:path}/blobs/{digest}", get_blob, methods=["GET", "HEAD"]),
     Route("/v2/", base, methods=["GET"]),
     Route("/v2/_catalog", catalog, methods=["GET"]),
     Route("/v2/{name:path}/tags/list", tags_list, methods=["GET"]),
-    Route("/v2/{name:path}/manifests/{reference}", get_manifest, methods=["GET", "HEAD"]),
     Route("/v2/{name:path}/manifests/{reference}", put_manifest, methods=["PUT"]),
     Route("/v2/{name:path}/manifests/{reference}", delete_manifest, methods=["DELETE"]),
     Route("/v2/{name:path}/referrers/{digest}", referrers, methods=["GET"]),
@@ -386,6 +399,5 @@ routes = [
     Route("/v2/{name:path}/blobs/uploads/{upload}", patch_upload, methods=["PATCH"]),
     Route("/v2/{name:path}/blobs/uploads/{upload}", put_upload, methods=["PUT"]),
     Route("/v2/{name:path}/blobs/uploads/{upload}", cancel_upload, methods=["DELETE"]),
-    Route("/v2/{name:path}/blobs/{digest}", get_blob, methods=["GET", "HEAD"]),
     Route("/v2/{name:path}/blobs/{digest}", delete_blob, methods=["DELETE"]),
 ]

@@ -97,6 +97,26 @@ async def manifest_row(conn: AsyncConnection, repo: str, digest: str) -> Manifes
     return None if row is None else ManifestRecord.from_row(row)
 
 
+async def manifest_by_reference(
+    conn: AsyncConnection, repo: str, reference: str
+) -> ManifestRecord | None:
+    """By digest (``algorithm:hex``) or by tag, in one statement (a tag joins its manifest)."""
+    if ":" in reference:
+        return await manifest_row(conn, repo, reference)
+    query = (
+        sa.select(manifests)
+        .join(
+            tags,
+            sa.and_(
+                tags.c.repository == manifests.c.repository, tags.c.digest == manifests.c.digest
+            ),
+        )
+        .where(tags.c.repository == repo, tags.c.tag == reference)
+    )
+    row = (await conn.execute(query)).first()
+    return None if row is None else ManifestRecord.from_row(row)
+
+
 async def tag_digest(conn: AsyncConnection, repo: str, tag: str) -> str | None:
     query = sa.select(tags.c.digest).where(tags.c.repository == repo, tags.c.tag == tag)
     digest: str | None = (await conn.execute(query)).scalar_one_or_none()

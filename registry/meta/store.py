@@ -44,6 +44,7 @@ from oci.errors import (
 )
 from oci.manifest import Descriptor, Manifest
 from registry.meta import _engine, _holds, _queries, projector
+from registry.meta._sqlite_reads import SqliteReads, TransientRead
 from registry.meta.events import (
     BlobCommitted,
     BlobDeleted,
@@ -134,6 +135,8 @@ class MetadataStore:
     def __init__(self, engine: AsyncEngine, url: sa.URL) -> None:
         self._engine = engine
         self._url = url
+        # The hot reads on SQLite skip the async engine (_sqlite_reads.py).
+        self._fast = SqliteReads(str(url.database)) if url.get_backend_name() == "sqlite" else None
         # Set by the registry from its configuration (registry/lifecycle).
         self.immutable_tags: ImmutableTags = _never
 
@@ -169,6 +172,8 @@ class MetadataStore:
         return cls(engine, parsed)
 
     async def close(self) -> None:
+        if self._fast is not None:
+            self._fast.close()
         await self._engine.dispose()
 
     async def check(self) -> None:
@@ -579,35 +584,46 @@ class MetadataStore:
             return None
         return upload
 
+    # The reads a pull makes most try SQLite's inline path first (see
+    # _sqlite_reads.py); each is one statement either way.
+
     async def get_manifest(self, repo: str, reference: str) -> ManifestRecord | None:
         """By digest (``algorithm:hex``) or by tag."""
+        if self._fast is not None:
+            with contextlib.suppress(TransientRead):
+                return self._fast.manifest(repo, reference)
         with self._translate():
             async with self._engine.connect() as conn:
-                digest = (
-                    reference
-                    if ":" in reference
-                    else await _queries.tag_digest(conn, repo, reference)
-                )
-                if digest is None:
-                    return None
-                return await _queries.manifest_row(conn, repo, digest)
+                return await _queries.manifest_by_reference(conn, repo, reference)
 
     async def get_blob(self, repo: str, digest: Digest) -> BlobRecord | None:
+        if self._fast is not None:
+            with contextlib.suppress(TransientRead):
+                return self._fast.blob(repo, digest)
         with self._translate():
             async with self._engine.connect() as conn:
                 return await _queries.linked_blob(conn, repo, digest)
 
     async def list_tags(self, repo: str, n: int | None, last: str | None) -> list[str]:
+        if self._fast is not None:
+            with contextlib.suppress(TransientRead):
+                return self._fast.tags(repo, n, last)
         with self._translate():
             async with self._engine.connect() as conn:
                 return await _queries.list_tags(conn, repo, n, last)
 
     async def repository_exists(self, repo: str) -> bool:
+        if self._fast is not None:
+            with contextlib.suppress(TransientRead):
+                return self._fast.repository_exists(repo)
         with self._translate():
             async with self._engine.connect() as conn:
                 return await _queries.repository_exists(conn, repo)
 
     async def catalog(self, n: int | None, last: str | None) -> list[str]:
+        if self._fast is not None:
+            with contextlib.suppress(TransientRead):
+                return self._fast.catalog(n, last)
         with self._translate():
             async with self._engine.connect() as conn:
                 return await _queries.catalog(conn, n, last)

@@ -12,6 +12,7 @@ stored, so a rejected publish leaves nothing behind.
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import json
 from collections.abc import AsyncIterator, Mapping
@@ -35,6 +36,7 @@ from oci.reference import validate_tag
 from registry.meta.records import BlobRecord, ManifestRecord
 from registry.meta.tables import blobs as blobs_table
 from registry.meta.tables import repository_blobs
+from registry.meta.tables import tags as tags_table
 from registry.native.uploads import push_blob
 from registry.service import manifests
 from registry.service.registry import Registry
@@ -225,19 +227,70 @@ async def delete_artifact(
     await manifests.delete_manifest(registry, name, version, actor=actor, override=override)
 
 
+class _FileTables:
+    """Recently served artifacts' title -> layer tables, by (repository, manifest digest).
+
+    A manifest never changes under its digest, so a table stays right for as
+    long as it is kept; each process keeps its own few (nothing to share).
+    """
+
+    def __init__(self, size: int = 16) -> None:
+        self._size = size
+        self._tables: collections.OrderedDict[tuple[str, str], dict[str, Descriptor]] = (
+            collections.OrderedDict()
+        )
+
+    def get(self, key: tuple[str, str]) -> dict[str, Descriptor] | None:
+        table = self._tables.get(key)
+        if table is not None:
+            self._tables.move_to_end(key)
+        return table
+
+    def put(self, key: tuple[str, str], table: dict[str, Descriptor]) -> None:
+        self._tables[key] = table
+        while len(self._tables) > self._size:
+            self._tables.popitem(last=False)
+
+
+_file_tables = _FileTables()
+
+
+async def _tagged(registry: Registry, name: str, tag: str) -> str | None:
+    query = sa.select(tags_table.c.digest).where(
+        tags_table.c.repository == name, tags_table.c.tag == tag
+    )
+    async with registry.meta.reading() as conn:
+        digest: str | None = (await conn.execute(query)).scalar_one_or_none()
+    return digest
+
+
 async def find_file(registry: Registry, name: str, version: str, path: str) -> Descriptor:
     """The layer that holds ``path``, found by its title without building the native view.
 
-    Serving one file of a thousand must not decode and validate all thousand:
-    the layers of a native artifact were checked against its manifest when it
-    was published, and the title is what both views name a file by.
+    Serving one file of a thousand must not decode and validate all thousand,
+    nor read the manifest each time: the version is resolved to its digest
+    (one small query) and the digest's title table is parsed once and kept
+    (``_FileTables``). The layers of a native artifact were checked against
+    its manifest when it was published, and the title is what both views
+    name a file by.
     """
-    record = await manifests.get_manifest(registry, name, validate_tag(version))
-    parsed = parse_manifest(record.body, record.media_type)
-    for layer in parsed.layers:
-        if layer.annotations.get(native.ANNOTATION_TITLE) == path:
-            return layer
-    raise ManifestUnknown(f"artifact {name}:{version} has no file {path!r}", detail={"path": path})
+    digest = await _tagged(registry, name, validate_tag(version))
+    table = None if digest is None else _file_tables.get((name, digest))
+    if table is None:
+        # Unknown names and versions get their errors from the manifest service.
+        record = await manifests.get_manifest(registry, name, digest or version)
+        parsed = parse_manifest(record.body, record.media_type)
+        table = {}
+        for layer in parsed.layers:
+            table.setdefault(layer.annotations.get(native.ANNOTATION_TITLE, ""), layer)
+        table.pop("", None)
+        _file_tables.put((name, str(record.digest)), table)
+    found = table.get(path)
+    if found is None:
+        raise ManifestUnknown(
+            f"artifact {name}:{version} has no file {path!r}", detail={"path": path}
+        )
+    return found
 
 
 async def history(

@@ -84,7 +84,8 @@ async def test_push_past_quota_is_denied_before_bytes_are_kept(authed: AuthServe
     assert await authed.authority.store.usage("acme") == 600
 
     usage = await alice.get("/api/v1/tenants/acme/usage")
-    assert usage.json() == {"tenant": "acme", "usage_bytes": 600, "quota_bytes": 1000}
+    assert usage.json() == {"tenant": "acme", "usage_bytes": 600, "blob_bytes": 600,
+                            "manifest_bytes": 0, "quota_bytes": 1000}  # fmt: skip
     # Other tenants are not bound by acme's quota.
     await push_blob(authed.as_user("bob"), "globex/app", Blob(b"z" * 2000))
 
