@@ -221,29 +221,41 @@ async def scan_blobs(meta: MetadataStore, cutoff: dt.datetime) -> AsyncIterator[
 async def sweep_blob(
     meta: MetadataStore, store: BlobStore, candidate: BlobCandidate, cutoff: dt.datetime
 ) -> int | None:
-    """Delete the blob's bytes and row under the write lock; None if it is no longer garbage.
+    """``sweep_blobs`` of one blob: bytes freed, or None if it is no longer garbage."""
+    return (await sweep_blobs(meta, store, [candidate], cutoff))[0]
 
-    ``MetadataStore.delete_blob``'s protocol (no link, untouched since
-    ``cutoff``, bytes deleted before ``blob.deleted`` commits), plus legal
-    holds: a held manifest may still name a blob whose link an explicit
-    DELETE removed before the hold was placed, and a hold keeps what it
-    names. All checks read in the locked transaction itself.
+
+async def sweep_blobs(
+    meta: MetadataStore, store: BlobStore, candidates: list[BlobCandidate], cutoff: dt.datetime
+) -> list[int | None]:
+    """Delete each blob's bytes and row under the write lock; None where it is no longer garbage.
+
+    Per blob: no link, untouched since ``cutoff``, no legal hold (a held
+    manifest may still name a blob whose link an explicit DELETE removed
+    before the hold was placed, and a hold keeps what it names); then the
+    bytes are deleted and ``blob.deleted`` is appended before the lock is
+    released (ADR-0007). All checks read in the locked transaction itself;
+    a batch shares one transaction so the lock is taken once per batch.
     """
+    freed: list[int | None] = []
     async with meta.transaction() as tx:
-        row = (
-            await tx.conn.execute(
-                sa.select(blobs.c.size)
-                .where(blobs.c.sha256 == candidate.sha256)
-                .where(_unlinked(cutoff))
-            )
-        ).first()
-        if row is None or await _held_anywhere(tx.conn, candidate):
-            return None
-        # Bytes already gone (a run that crashed after deleting them): the row goes all the same.
-        with contextlib.suppress(BlobNotFound):
-            await store.delete(Digest.parse(candidate.sha256))
-        await tx.append(BlobDeleted(Digest.parse(candidate.sha256), int(row.size)), ACTOR)
-        return int(row.size)
+        for candidate in candidates:
+            row = (
+                await tx.conn.execute(
+                    sa.select(blobs.c.size)
+                    .where(blobs.c.sha256 == candidate.sha256)
+                    .where(_unlinked(cutoff))
+                )
+            ).first()
+            if row is None or await _held_anywhere(tx.conn, candidate):
+                freed.append(None)
+                continue
+            # Bytes already gone (a run that crashed after deleting them): the row goes too.
+            with contextlib.suppress(BlobNotFound):
+                await store.delete(Digest.parse(candidate.sha256))
+            await tx.append(BlobDeleted(Digest.parse(candidate.sha256), int(row.size)), ACTOR)
+            freed.append(int(row.size))
+    return freed
 
 
 async def held(meta: MetadataStore, blob: BlobCandidate) -> bool:

@@ -249,6 +249,15 @@ async def _blobs(
     meta = registry.meta
     total = await sweep.count_unlinked(meta, report.cutoff)
     tell(phase, total)
+    batch: list[sweep.BlobCandidate] = []
+
+    async def flush() -> None:
+        for freed in await sweep.sweep_blobs(meta, registry.blobs, batch, report.cutoff):
+            if freed is not None:
+                phase.removed += 1
+                phase.bytes_freed += freed
+        batch.clear()
+
     async for candidate in sweep.scan_blobs(meta, report.cutoff):
         phase.scanned += 1
         if report.dry_run:
@@ -256,10 +265,12 @@ async def _blobs(
                 phase.removed += 1
                 phase.bytes_freed += candidate.size
         else:
-            freed = await sweep.sweep_blob(meta, registry.blobs, candidate, report.cutoff)
-            if freed is not None:
-                phase.removed += 1
-                phase.bytes_freed += freed
+            batch.append(candidate)
+            if len(batch) == _LOCKED_BATCH:
+                await flush()
+        tell(phase, max(total, phase.scanned))
+    if batch:
+        await flush()
         tell(phase, max(total, phase.scanned))
 
 

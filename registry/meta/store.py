@@ -47,7 +47,6 @@ from registry.meta import _engine, _holds, _queries, projector
 from registry.meta._sqlite_reads import SqliteReads, TransientRead
 from registry.meta.events import (
     BlobCommitted,
-    BlobDeleted,
     BlobMounted,
     BlobUnlinked,
     Event,
@@ -66,7 +65,7 @@ from registry.meta.events import (
     encode_payload,
 )
 from registry.meta.records import BlobRecord, EventRecord, ManifestRecord, UploadRecord
-from registry.meta.tables import VIEWS, blobs, events, holds, manifests, repository_blobs, uploads
+from registry.meta.tables import VIEWS, blobs, events, holds, manifests, uploads
 from storage.base import BlobInfo
 
 __all__ = ["HoldRecord", "MetadataStore", "Transaction"]
@@ -504,43 +503,6 @@ class MetadataStore:
                     await self._append(conn, ManifestPulled(repo, Digest.parse(digest)), actor)
                     count += 1
         return count
-
-    async def delete_blob(
-        self,
-        sha256: str,
-        touched_before: dt.datetime,
-        remove: Callable[[], Awaitable[None]],
-        *,
-        actor: str,
-    ) -> int | None:
-        """GC's sweep of one blob: bytes and row together, under the write lock.
-
-        Re-checks, under the lock, that no repository links the blob and that
-        it was last touched before ``touched_before``; then ``remove`` deletes
-        the bytes and the blob.deleted event commits. Returns the bytes
-        freed, or None when the blob is no longer garbage. See ADR-0007.
-        """
-        with self._translate():
-            async with _engine.write_transaction(self._engine) as conn:
-                row = (
-                    await conn.execute(
-                        sa.select(blobs.c.size, blobs.c.touched_at, blobs.c.created_at).where(
-                            blobs.c.sha256 == sha256
-                        )
-                    )
-                ).first()
-                if row is None or (row.touched_at or row.created_at) >= touched_before:
-                    return None
-                linked = await conn.execute(
-                    sa.select(repository_blobs.c.repository)
-                    .where(repository_blobs.c.sha256 == sha256)
-                    .limit(1)
-                )
-                if linked.first() is not None:
-                    return None
-                await remove()
-                await self._append(conn, BlobDeleted(Digest.parse(sha256), row.size), actor)
-                return int(row.size)
 
     async def start_upload(self, repo: str, upload_id: str, *, actor: str) -> None:
         with self._translate():

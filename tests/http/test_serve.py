@@ -95,6 +95,7 @@ def _bad_configs(tmp_path: Path) -> list[tuple[list[str], dict[str, str]]]:
         ([*data, "--config", str(unknown_key)], {}),
         ([*data, "--config", str(tmp_path / "missing.toml")], {}),
         (data, {"ARTIFACT_STORE_UPLOAD_IDLE_SECONDS": "soon"}),
+        ([*data, "--server", "uvicorn"], {}),
     ]
 
 
@@ -184,12 +185,15 @@ async def test_rebuild_views_keeps_what_is_served(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
-async def test_conformance_against_the_served_process(tmp_path: Path) -> None:
+@pytest.mark.parametrize("server", ["hypercorn", "granian"])
+async def test_conformance_against_the_served_process(tmp_path: Path, server: str) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with serving(
-        ["--listen", f"127.0.0.1:{port}", "--data-dir", str(tmp_path / "d")], url, tmp_path
-    ):
+    args = ["--listen", f"127.0.0.1:{port}", "--data-dir", str(tmp_path / "d"), "--server", server]
+    with serving(args, url, tmp_path):
+        # The server named answers (each names itself, e.g. "hypercorn-h11").
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(f"{url}/v2/")).headers["server"].startswith(server)
         results = await run_checks(url)
     assert len(results) > 30
     assert mismatches(results) == []

@@ -445,57 +445,6 @@ async def test_record_pulls_marks_present_manifests_once_each(store: MetadataSto
 # -- garbage collection's primitives ------------------------------------------------
 
 
-class Remover:
-    def __init__(self, fail: bool = False) -> None:
-        self.calls = 0
-        self.fail = fail
-
-    async def __call__(self) -> None:
-        self.calls += 1
-        if self.fail:
-            raise RuntimeError("storage went away")
-
-
-async def test_delete_blob_rechecks_links_and_age_under_the_lock(store: MetadataStore) -> None:
-    await _commit(store, "a", LAYER)
-    await _commit(store, "b", LAYER2)
-    future = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
-    past = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
-    start = await _head(store)
-
-    linked = Remover()
-    assert await store.delete_blob(str(LAYER.sha256), future, linked, actor="gc") is None
-    assert linked.calls == 0
-    assert await store.get_blob("a", LAYER.sha256) is not None
-
-    await store.unlink_blob("b", LAYER2.sha256, actor="alice")
-    recent = Remover()
-    assert await store.delete_blob(str(LAYER2.sha256), past, recent, actor="gc") is None
-    assert recent.calls == 0
-    unknown = Remover()
-    missing = str(Digest.compute(b"never stored"))
-    assert await store.delete_blob(missing, future, unknown, actor="gc") is None
-    assert unknown.calls == 0
-
-    failing = Remover(fail=True)
-    with pytest.raises(RuntimeError, match="storage"):
-        await store.delete_blob(str(LAYER2.sha256), future, failing, actor="gc")
-    assert failing.calls == 1
-    assert await _types_after(store, start) == ["blob.unlinked"]
-
-    removed = Remover()
-    assert await store.delete_blob(str(LAYER2.sha256), future, removed, actor="gc") == LAYER2.size
-    assert removed.calls == 1
-    last = (await store.events(start, 10))[-1]
-    assert (last.type, last.actor, last.repository) == ("blob.deleted", "gc", None)
-    again = Remover()
-    assert await store.delete_blob(str(LAYER2.sha256), future, again, actor="gc") is None
-    assert again.calls == 0
-    # Deleted means forgotten: the next upload records the blob afresh.
-    await store.commit_blob("b", LAYER2, actor="alice")
-    assert await store.get_blob("b", LAYER2.blake3) is not None
-
-
 def _presence(answer: bool) -> tuple[list[int], Callable[[], Awaitable[bool]]]:
     calls: list[int] = []
 
