@@ -60,6 +60,7 @@ __all__ = [
     "Progress",
     "default_state_dir",
     "open_http",
+    "raise_for",
     "scan",
 ]
 
@@ -128,9 +129,6 @@ def raise_for(response: httpx.Response, what: str) -> None:
         # a 401 that gets here means none were given, or none it accepts here.
         raise AuthError(f"{what}: authentication required ({reason}); {_SIGN_IN}")
     raise ClientError(f"{what}: HTTP {response.status_code} {reason}")
-
-
-_raise_for = raise_for
 
 
 def open_http(
@@ -234,14 +232,14 @@ class NativeClient:
             with path.open("rb") as fh:
                 data = fh.read()
             r = self._http.post(f"/api/v1/artifacts/{name}/uploads", params=params, content=data)
-            _raise_for(r, f"upload {f.path}")
+            raise_for(r, f"upload {f.path}")
             progress(f.path, f.size)
             return "skipped" if r.status_code == 200 else "uploaded"
         state = self._state_file(name, f.sha256)
         resumed = self._resume(name, state)
         if resumed is None:
             opened = self._http.post(f"/api/v1/artifacts/{name}/uploads")
-            _raise_for(opened, f"open upload for {f.path}")
+            raise_for(opened, f"open upload for {f.path}")
             location, offset, how = opened.headers["location"], 0, "uploaded"
             if state is not None:
                 state.parent.mkdir(parents=True, exist_ok=True)
@@ -256,10 +254,10 @@ class NativeClient:
                 r = self._http.patch(
                     location, content=chunk, headers={"Content-Range": f"{offset}-{end}"}
                 )
-                _raise_for(r, f"upload {f.path} at {offset}")
+                raise_for(r, f"upload {f.path} at {offset}")
                 offset += len(chunk)
                 progress(f.path, len(chunk))
-        _raise_for(self._http.put(location, params=params), f"commit {f.path}")
+        raise_for(self._http.put(location, params=params), f"commit {f.path}")
         if state is not None:
             state.unlink(missing_ok=True)
         return how
@@ -311,12 +309,12 @@ class NativeClient:
             content=native.encode_cbor(manifest),
             headers={"Content-Type": native.NATIVE_MANIFEST_CBOR},
         )
-        _raise_for(response, f"publish {name}:{version}")
+        raise_for(response, f"publish {name}:{version}")
         return str(response.json()["digest"]), counts
 
     def show(self, name: str, version: str) -> dict[str, Any]:
         response = self._http.get(f"/api/v1/artifacts/{name}/versions/{version}")
-        _raise_for(response, f"show {name}:{version}")
+        raise_for(response, f"show {name}:{version}")
         document: dict[str, Any] = response.json()
         return document
 
@@ -328,7 +326,7 @@ class NativeClient:
         url: str | None = f"/api/v1/artifacts/{name}/versions"
         while url is not None:
             response = self._http.get(url, params=params if "?" not in url else None)
-            _raise_for(response, f"list {name}")
+            raise_for(response, f"list {name}")
             yield from response.json()["versions"]
             link = response.headers.get("link")
             url = link.split(">")[0].lstrip("<") if link else None
@@ -359,7 +357,7 @@ class NativeClient:
             sha, b3 = hashlib.sha256(), blake3.blake3()
             url = f"/api/v1/artifacts/{name}/versions/{version}/files/{f.path}"
             with self._http.stream("GET", url) as response, part.open("wb") as out:
-                _raise_for(response, f"download {f.path}")
+                raise_for(response, f"download {f.path}")
                 for chunk in response.iter_bytes(CHUNK):
                     sha.update(chunk)
                     b3.update(chunk)

@@ -18,6 +18,7 @@ from registry.auth import AuthMiddleware, Authority, open_authority
 from registry.config import Settings
 from registry.events import WriteNotifier, running_events
 from registry.events.http import routes as event_routes
+from registry.http._listing import TagListCache
 from registry.http.errors import exception_handlers
 from registry.http.holds import routes as hold_routes
 from registry.http.retention import routes as retention_routes
@@ -98,6 +99,8 @@ def create_app(
     )
     # Manifest GETs note pulls here; the lifespan task above records them.
     app.state.pulls = PullRecorder(settings.pull_record_seconds)
+    # Rendered tag lists, checked against the repository's newest event per request.
+    app.state.tag_lists = TagListCache()
     if registry is not None:
         app.state.registry = registry
     if auth is not None:

@@ -31,6 +31,7 @@ from registry.auth.catalog import visible_catalog
 from registry.auth.middleware import principal_of
 from registry.http._accept import acceptable
 from registry.http._lifecycle import override_of, record_pull
+from registry.http._listing import TagListCache
 from registry.http._request import actor, read_capped
 from registry.http.errors import API_VERSION_HEADERS
 from registry.http.ranges import parse_range
@@ -118,11 +119,21 @@ async def tags_list(request: Request) -> Response:
     name = _name(request)
     registry = _registry(request)
     n, last = _pagination(request)
+    # Read before the tags: registry/http/_listing.py says why this order is safe.
+    seq = await registry.meta.repository_seq(name)
+    lists: TagListCache = request.app.state.tag_lists
+    cached = lists.get((name, n, last), seq)
+    if cached is not None:
+        body, link = cached
+        headers = _headers() if link is None else _headers(Link=link)
+        return Response(body, 200, headers=headers, media_type="application/json")
     tags = await registry.meta.list_tags(name, None if n is None else n + 1, last)
     # An empty page is the one that needs the second query: no tags, or no repository?
     if not tags and not await registry.meta.repository_exists(name):
         raise NameUnknown(f"repository {name} is not known", detail={"name": name})
-    return _page(request, tags, n, "tags")
+    response = _page(request, tags, n, "tags")
+    lists.put((name, n, last), seq, bytes(response.body), response.headers.get("link"))
+    return response
 
 
 # -- manifests ---------------------------------------------------------------

@@ -13,7 +13,7 @@ Theory of operation. ``verify`` makes three passes and changes nothing:
 2. Metadata. The ``blobs`` view is walked in sha256 order; a row whose blob
    pass 1 did not see is stat'ed, and one with no bytes is confirmed
    *missing* under the write lock, where garbage collection deletes bytes
-   and rows together (``MetadataStore.delete_blob``), so a blob GC is taking
+   and rows together (``registry.lifecycle._gc_sweep``), so a blob GC is taking
    away at that moment is not mistaken for a lost one.
 3. References. Anti-joins find *dangling* references: blob links naming no
    blob, config/layer references to blobs their repository does not hold,

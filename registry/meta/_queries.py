@@ -75,15 +75,48 @@ def manifest_references(manifest: Manifest) -> tuple[ManifestReference, ...]:
     return tuple(found.values())
 
 
+_PRESENT_BATCH = 500  # digests per IN (...): far below every backend's parameter limit
+
+
+async def _present(
+    conn: AsyncConnection, repo: str, kind: str, digests: Sequence[Digest]
+) -> set[str]:
+    """Which of ``digests`` ``repo`` holds: as manifests, or as linked blobs (by any digest)."""
+    found: set[str] = set()
+    by_algorithm: dict[str, list[str]] = {}
+    for digest in digests:
+        by_algorithm.setdefault(digest.algorithm, []).append(str(digest))
+    for algorithm, values in by_algorithm.items():
+        for start in range(0, len(values), _PRESENT_BATCH):
+            batch = values[start : start + _PRESENT_BATCH]
+            if kind == "manifest":
+                column: sa.ColumnElement[str] = manifests.c.digest
+                query = sa.select(column).where(manifests.c.repository == repo, column.in_(batch))
+            else:
+                column = _BLOB_COLUMNS[algorithm]
+                query = (
+                    sa.select(column)
+                    .join(repository_blobs, repository_blobs.c.sha256 == blobs.c.sha256)
+                    .where(repository_blobs.c.repository == repo, column.in_(batch))
+                )
+            found.update(str(value) for value in (await conn.execute(query)).scalars())
+    return found
+
+
 async def require_references(
     conn: AsyncConnection, repo: str, references: Sequence[ManifestReference]
 ) -> None:
+    # A few batched queries, not one per reference: this runs under the write
+    # lock, and a native artifact of a thousand files references a thousand blobs.
+    manifests_held = await _present(
+        conn, repo, "manifest", [r.digest for r in references if r.kind == "manifest"]
+    )
+    blobs_held = await _present(
+        conn, repo, "blob", [r.digest for r in references if r.kind != "manifest"]
+    )
     for ref in references:
-        if ref.kind == "manifest":
-            present = await manifest_row(conn, repo, str(ref.digest)) is not None
-        else:
-            present = await linked_blob(conn, repo, ref.digest) is not None
-        if not present:
+        held = manifests_held if ref.kind == "manifest" else blobs_held
+        if str(ref.digest) not in held:
             noun = "manifest" if ref.kind == "manifest" else "blob"
             raise ManifestBlobUnknown(
                 f"manifest references {noun} {ref.digest}, which is not in repository {repo}",
@@ -143,6 +176,13 @@ def _page(
 async def list_tags(conn: AsyncConnection, repo: str, n: int | None, last: str | None) -> list[str]:
     query = sa.select(tags.c.tag).where(tags.c.repository == repo)
     return list((await conn.execute(_page(query, tags.c.tag, n, last))).scalars())
+
+
+async def repository_seq(conn: AsyncConnection, repo: str) -> int:
+    """The seq of ``repo``'s newest event, 0 if none: any change to its views moves it."""
+    query = sa.select(sa.func.max(events_table.c.seq)).where(events_table.c.repository == repo)
+    seq: int | None = (await conn.execute(query)).scalar_one_or_none()
+    return seq or 0
 
 
 async def catalog(conn: AsyncConnection, n: int | None, last: str | None) -> list[str]:

@@ -70,6 +70,8 @@ _BLOB_BY = {
     ),
 }
 _REPOSITORY_EXISTS = "SELECT 1 FROM repositories WHERE name = ?"
+# The (repository, seq) index answers this with one probe.
+_REPOSITORY_SEQ = "SELECT max(seq) FROM events WHERE repository = ?"
 
 
 def _timestamp(value: str) -> dt.datetime:
@@ -170,3 +172,7 @@ class SqliteReads:
 
     def repository_exists(self, repo: str) -> bool:
         return bool(self._all(_REPOSITORY_EXISTS, (repo,)))
+
+    def repository_seq(self, repo: str) -> int:
+        seq: int | None = self._all(_REPOSITORY_SEQ, (repo,))[0][0]
+        return seq or 0

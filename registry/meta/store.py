@@ -574,6 +574,15 @@ class MetadataStore:
             async with self._engine.connect() as conn:
                 return await _queries.list_tags(conn, repo, n, last)
 
+    async def repository_seq(self, repo: str) -> int:
+        """The seq of ``repo``'s newest event (0: none); it moves with every change to ``repo``."""
+        if self._fast is not None:
+            with contextlib.suppress(TransientRead):
+                return self._fast.repository_seq(repo)
+        with self._translate():
+            async with self._engine.connect() as conn:
+                return await _queries.repository_seq(conn, repo)
+
     async def repository_exists(self, repo: str) -> bool:
         if self._fast is not None:
             with contextlib.suppress(TransientRead):

@@ -19,7 +19,7 @@ from registry.native.artifacts import (
 )
 from registry.native.openapi import OPENAPI
 from registry.native.routes import routes
-from registry.native.uploads import commit_upload
+from registry.native.uploads import commit_upload, push_blob
 
 __all__ = [
     "OPENAPI",
@@ -32,5 +32,6 @@ __all__ = [
     "history",
     "list_artifacts",
     "publish",
+    "push_blob",
     "routes",
 ]

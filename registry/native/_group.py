@@ -44,16 +44,16 @@ class _Pending:
 
 @dataclass
 class _Committer:
-    meta: MetadataStore
+    # No reference to the store: it is the key of ``_committers``, a weak one.
     queue: list[_Pending] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
 
-    async def run(self) -> None:
+    async def run(self, meta: MetadataStore) -> None:
         while self.queue:
             batch, self.queue = self.queue[:BATCH], self.queue[BATCH:]
             items = [(p.repo, p.blob, p.actor, p.present) for p in batch]
             try:
-                results = await self.meta.commit_blobs(items)
+                results = await meta.commit_blobs(items)
             except BaseException as exc:
                 for pending in batch:
                     if not pending.done.done():
@@ -79,11 +79,11 @@ async def commit(
     """``meta.commit_blob(repo, blob, actor=actor, present=present)``, grouped with its peers."""
     committer = _committers.get(meta)
     if committer is None:
-        committer = _committers[meta] = _Committer(meta)
+        committer = _committers[meta] = _Committer()
     done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     # A waiter that went away (client disconnect) must not leave an unretrieved error.
     done.add_done_callback(lambda f: f.cancelled() or f.exception())
     committer.queue.append(_Pending(repo, blob, actor, present, done))
     if committer.task is None or committer.task.done():
-        committer.task = asyncio.create_task(committer.run(), name="blob-group-commit")
+        committer.task = asyncio.create_task(committer.run(meta), name="blob-group-commit")
     await asyncio.shield(done)

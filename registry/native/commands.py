@@ -1,4 +1,4 @@
-"""The producer/consumer commands: push, pull, ls, show, login, logout (``register`` adds them).
+"""The producer/consumer commands: push, pull, ls, show, usage, login, logout (``register``).
 
 They are thin: the work is ``registry.client.NativeClient``; these parse
 flags, draw progress bars and print results. Every command that talks to a
@@ -33,7 +33,7 @@ from oci.errors import RegistryError
 from oci.native import ExternalLink, NativeFile, NativeManifest, Retention
 from oci.reference import validate_repository, validate_tag
 from registry import credentials as stored
-from registry.client import ClientError, NativeClient, default_state_dir
+from registry.client import ClientError, NativeClient, default_state_dir, raise_for
 from registry.client_auth import Credentials
 
 __all__ = [
@@ -252,6 +252,22 @@ def show(
             _fail(str(exc))
 
 
+def usage(
+    tenant: Annotated[str, typer.Argument(help="The tenant (first path component).")],
+    server: ServerOpt = DEFAULT_SERVER,
+    username: UsernameOpt = None,
+    password: PasswordOpt = None,
+) -> None:
+    """Print the tenant's storage usage and quota as JSON (auth on; tenant accounts, admins)."""
+    with NativeClient(server, credentials=sign_in(server, username, password)) as client:
+        try:
+            response = client.http.get(f"/api/v1/tenants/{tenant}/usage")
+            raise_for(response, f"usage of {tenant}")
+        except (ClientError, httpx.HTTPError) as exc:
+            _fail(str(exc))
+    typer.echo(json.dumps(response.json(), sort_keys=True))
+
+
 def login(
     server: Annotated[str, typer.Argument(help="Registry base URL, e.g. http://host:5000.")],
     username: UsernameOpt = None,
@@ -296,5 +312,5 @@ def logout(
 
 
 def register(app: typer.Typer) -> None:
-    for command in (push, pull, ls, show, login, logout):
+    for command in (push, pull, ls, show, usage, login, logout):
         app.command()(command)

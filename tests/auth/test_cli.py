@@ -135,6 +135,9 @@ def test_push_pull_ls_show_events_with_credentials(
     assert listed.stdout.split("\t")[:2] == ["r1", digest]
     shown = cli(served, as_alice, "show", "acme/models:r1", *s)
     assert json.loads(shown.stdout)["digest"] == digest
+    used = cli(served, as_alice, "usage", "acme", *s)
+    assert used.exit_code == 0, used.stderr
+    assert json.loads(used.stdout)["blob_bytes"] >= 600_000
     tailed = cli(served, as_alice, "events", "tail", "--repository", "acme/models",
                  "--type", "manifest.put", "--from-start", "--no-follow", "--json", *s)  # fmt: skip
     assert tailed.exit_code == 0, tailed.stderr

@@ -30,7 +30,7 @@ async def test_principal_rate_limit_answers_429_with_retry_after(authed: AuthSer
 
 
 async def test_tenant_rate_limit_spans_its_principals(authed: AuthServed) -> None:
-    await authed.authority.store.set_tenant("acme", rate_per_second=0.5, burst=6, actor="test")
+    await authed.authority.store.set_tenant("acme", rate_per_second=0.01, burst=6, actor="test")
     alice, reader = authed.as_user("alice"), authed.as_user("reader")
     statuses = [(await c.get("/v2/")).status_code for c in (alice, reader) * 4]
     assert statuses[:6] == [200] * 6

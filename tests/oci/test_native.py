@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from oci import cbor, mediatype
@@ -139,6 +139,7 @@ def test_cbor_round_trip_is_byte_identical(m: NativeManifest) -> None:
     assert encode_cbor(back) == data
 
 
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(manifests())
 def test_json_round_trip_through_text_is_lossless(m: NativeManifest) -> None:
     text = json.dumps(to_json(m))
