@@ -15,8 +15,10 @@ of a session's three, and concurrent ones share write transactions
 (``_group``). Both digests are checked before anything is recorded. A
 blob the repository already links is not stored again: the body is hashed
 as it streams past and compared, and nothing is written.
-Should the process die mid-request, the staged bytes have no row; they are
-an orphan like any other and garbage collection removes them.
+A failed request discards what it staged. Should the process die
+mid-request, though, the staged bytes have no session row, so upload
+expiry (which walks session rows) never removes them, and garbage
+collection does not look at staging; ``BlobStore.list_uploads`` lists them.
 """
 
 from __future__ import annotations
