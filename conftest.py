@@ -10,6 +10,14 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property tests judge correctness, not speed: on a loaded machine a slow
+# draw is not a failure (benchmarks in bench/ measure speed).
+settings.register_profile(
+    "artifact-store", suppress_health_check=[HealthCheck.too_slow], deadline=None
+)
+settings.load_profile("artifact-store")
 
 _skipped: list[str] = []
 
