@@ -17,6 +17,7 @@ import hashlib
 import json
 from typing import Any
 
+import anyio
 import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -24,6 +25,7 @@ from jwt.algorithms import ECAlgorithm
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from registry.auth.tables import audit, signing_keys
+from registry.meta._engine import write_transaction
 
 __all__ = ["ALGORITHM", "VERIFY_AFTER_RETIRE", "KeyRing"]
 
@@ -61,6 +63,7 @@ class KeyRing:
         self._engine = engine
         self._signing: tuple[str, ec.EllipticCurvePrivateKey] | None = None
         self._public: dict[str, ec.EllipticCurvePublicKey] = {}
+        self._first_load = anyio.Lock()
 
     async def _insert(self, conn: AsyncConnection) -> str:
         kid, key, pem = _generate()
@@ -84,14 +87,19 @@ class KeyRing:
             .order_by(signing_keys.c.created_at.desc())
             .limit(1)
         )
-        async with self._engine.begin() as conn:
-            row = (await conn.execute(query)).first()
-            if row is None:
-                await self._insert(conn)
-            else:
-                key = _load(row.private_pem)
-                self._signing = (row.kid, key)
-                self._public[row.kid] = key.public_key()
+        # One loader per process; the write lock makes concurrent first starts of
+        # several processes agree on one key (a read-then-insert would race).
+        async with self._first_load:
+            if self._signing is not None:
+                return self._signing
+            async with write_transaction(self._engine) as conn:
+                row = (await conn.execute(query)).first()
+                if row is None:
+                    await self._insert(conn)
+                else:
+                    key = _load(row.private_pem)
+                    self._signing = (row.kid, key)
+                    self._public[row.kid] = key.public_key()
         assert self._signing is not None
         return self._signing
 
@@ -116,7 +124,7 @@ class KeyRing:
     async def rotate(self, *, actor: str) -> str:
         """Retire every active key and start signing with a fresh one; returns its kid."""
         now = dt.datetime.now(dt.UTC)
-        async with self._engine.begin() as conn:
+        async with write_transaction(self._engine) as conn:
             await conn.execute(
                 signing_keys.update()
                 .where(signing_keys.c.retired_at.is_(None))

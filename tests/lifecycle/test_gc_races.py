@@ -43,10 +43,9 @@ from tests.lifecycle._gc_env import (
     settings,
 )
 from tests.meta.conftest import UrlFactory, make_url
-from tests.s3.conftest import s3_store, s3_store_url, s3_url
 
 # Fixtures this module uses.
-__all__ = ["env", "make_url", "s3_env", "s3_store", "s3_store_url", "s3_url", "settings"]
+__all__ = ["env", "make_url", "s3_env", "settings"]
 
 pytestmark = pytest.mark.anyio
 

