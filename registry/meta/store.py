@@ -639,6 +639,18 @@ class MetadataStore:
                 rows = (await conn.execute(query)).all()
         return [UploadRecord.from_row(row) for row in rows]
 
+    async def active_upload_ids(self, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` name an active upload session."""
+        found: set[str] = set()
+        with self._translate():
+            async with self._engine.connect() as conn:
+                for start in range(0, len(ids), 500):
+                    query = sa.select(uploads.c.id).where(
+                        uploads.c.state == "active", uploads.c.id.in_(ids[start : start + 500])
+                    )
+                    found.update((await conn.execute(query)).scalars())
+        return found
+
     async def rebuild_views(self) -> int:
         """Empty every view and replay the whole log; returns the events replayed.
 

@@ -16,9 +16,9 @@ of a session's three, and concurrent ones share write transactions
 blob the repository already links is not stored again: the body is hashed
 as it streams past and compared, and nothing is written.
 A failed request discards what it staged. Should the process die
-mid-request, though, the staged bytes have no session row, so upload
-expiry (which walks session rows) never removes them, and garbage
-collection does not look at staging; ``BlobStore.list_uploads`` lists them.
+mid-request, though, the staged bytes have no session row: upload expiry
+(``registry.service.registry.expire_uploads``) removes staging that no
+active session owns once it has been idle for the session idle time.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -51,4 +52,28 @@ async def expire_uploads(registry: Registry) -> int:
         await registry.meta.end_upload(upload.id, "expired", actor="system")
     if expired:
         log.info("expired %d idle upload session(s)", len(expired))
+    strays = await _discard_strays(registry, idle)
+    if strays:
+        log.info("removed the staged bytes of %d upload(s) no session owns", strays)
     return len(expired)
+
+
+async def _discard_strays(registry: Registry, idle: dt.timedelta) -> int:
+    """Staged bytes idle past ``idle`` that no active session owns.
+
+    A one-request upload stages without a session row, and a process that
+    dies mid-request (or between ending a session and discarding its bytes)
+    leaves its staging behind. Idle means no byte written for ``idle``: a
+    request still running keeps writing, so it is never taken.
+    """
+    cutoff = time.time() - idle.total_seconds()
+    stale = [
+        upload_id async for upload_id, _, mtime in registry.blobs.list_uploads() if mtime < cutoff
+    ]
+    if not stale:
+        return 0
+    owned = await registry.meta.active_upload_ids(stale)
+    strays = [upload_id for upload_id in stale if upload_id not in owned]
+    for upload_id in strays:
+        await registry.blobs.discard_upload(upload_id)
+    return len(strays)

@@ -241,3 +241,27 @@ async def test_sha512_upload(served: Served) -> None:
     assert response.content == blob.data
     assert response.headers["Docker-Content-Digest"] == str(digest)
     assert await _content(served.client, blob.digest) == blob.data
+
+
+@pytest.mark.anyio
+async def test_staging_no_session_owns_is_removed_once_idle(served: Served) -> None:
+    """What a process that died mid-request left: staged bytes without a session row."""
+    import anyio
+
+    stray = await served.registry.blobs.upload("died-mid-request")
+    await stray.write(b"half a blob")
+    await stray.close()  # staged and kept, as a crash would leave it
+    location = await _start(served.client)
+    await served.client.patch(location, content=b"a live session's bytes")
+    assert len(_staged(served)) == 2
+    await expire_uploads(served.registry)
+    assert len(_staged(served)) == 2  # neither has been idle long enough
+    await anyio.sleep(0.8)
+    await served.client.patch(  # the live session keeps writing: never taken
+        location, content=b"more", headers={"Content-Range": "22-25"}
+    )
+    await expire_uploads(served.registry)
+    assert len(_staged(served)) == 1
+    status = await served.client.get(location)
+    assert status.status_code == 204
+    assert status.headers["Range"] == "0-25"
