@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from itertools import groupby
 
+import anyio
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -47,6 +48,7 @@ __all__ = [
 ACTOR = "gc"
 PAGE = 1000  # rows per scan query
 ORPHAN_PAGE = 500  # stored blobs looked up per query
+_PARALLEL_DELETES = 8  # byte deletions in flight within one locked batch
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,25 +239,43 @@ async def sweep_blobs(
     released (ADR-0007). All checks read in the locked transaction itself;
     a batch shares one transaction so the lock is taken once per batch.
     """
-    freed: list[int | None] = []
     async with meta.transaction() as tx:
-        for candidate in candidates:
-            row = (
-                await tx.conn.execute(
-                    sa.select(blobs.c.size)
-                    .where(blobs.c.sha256 == candidate.sha256)
-                    .where(_unlinked(cutoff))
-                )
-            ).first()
-            if row is None or await _held_anywhere(tx.conn, candidate):
-                freed.append(None)
-                continue
-            # Bytes already gone (a run that crashed after deleting them): the row goes too.
-            with contextlib.suppress(BlobNotFound):
-                await store.delete(Digest.parse(candidate.sha256))
-            await tx.append(BlobDeleted(Digest.parse(candidate.sha256), int(row.size)), ACTOR)
-            freed.append(int(row.size))
-    return freed
+        still = {
+            row.sha256: int(row.size)
+            for row in await tx.conn.execute(
+                sa.select(blobs.c.sha256, blobs.c.size)
+                .where(blobs.c.sha256.in_([c.sha256 for c in candidates]))
+                .where(_unlinked(cutoff))
+            )
+        }
+        any_holds = (await tx.conn.execute(sa.select(holds.c.id).limit(1))).first() is not None
+        doomed = [
+            c
+            for c in candidates
+            if c.sha256 in still and not (any_holds and await _held_anywhere(tx.conn, c))
+        ]
+
+        async def delete_bytes(candidate: BlobCandidate) -> None:
+            async with limiter:
+                # Bytes already gone (a run that crashed after deleting them): the row goes too.
+                with contextlib.suppress(BlobNotFound):
+                    await store.delete(Digest.parse(candidate.sha256))
+
+        # Deletes of different blobs are independent: overlap their round trips
+        # (a directory fsync, an S3 DELETE) so the lock is held for less time.
+        limiter = anyio.CapacityLimiter(_PARALLEL_DELETES)
+        try:
+            async with anyio.create_task_group() as group:
+                for candidate in doomed:
+                    group.start_soon(delete_bytes, candidate)
+        except BaseExceptionGroup as failed:  # the storage error itself, as callers expect
+            raise failed.exceptions[0] from None
+        for candidate in doomed:
+            await tx.append(
+                BlobDeleted(Digest.parse(candidate.sha256), still[candidate.sha256]), ACTOR
+            )
+    gone = {c.sha256 for c in doomed}
+    return [still[c.sha256] if c.sha256 in gone else None for c in candidates]
 
 
 async def held(meta: MetadataStore, blob: BlobCandidate) -> bool:

@@ -69,7 +69,7 @@ PHASES: tuple[Phase, ...] = ("retention", "links", "blobs", "orphans")
 DEFAULT_GRACE = dt.timedelta(hours=1)
 # Links re-checked per locked transaction: short enough that pushes waiting
 # for the write lock barely notice, long enough to amortise the transaction.
-_LOCKED_BATCH = 32
+_LOCKED_BATCH = 64
 
 
 @dataclass(slots=True)
