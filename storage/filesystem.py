@@ -38,6 +38,7 @@ is harmless if those bytes are committed again.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import secrets
@@ -45,6 +46,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import BinaryIO, ParamSpec, TypeVar
 
+import anyio
 import anyio.to_thread
 
 from oci.digest import Digest
@@ -371,25 +373,37 @@ async def _read_file(file: BinaryIO, offset: int, count: int) -> AsyncIterator[b
 
 
 class _FsWriter:
-    """An open staged file, the hashes of what it holds, and up to 1 MiB not yet written."""
+    """An open staged file, the hashes of what it holds, and up to 2 MiB not yet written.
+
+    Writing is pipelined one deep: a gathered megabyte is hashed and written
+    in worker threads while the caller goes on receiving the next one, so
+    the network, the hashes and the disk overlap instead of taking turns.
+    Before the next megabyte starts, before any fsync and before the file is
+    closed, the one in flight is waited for; its error, if any, surfaces
+    there. (A task, not a task group: a writer outlives any one call. The
+    server runs on asyncio.)
+    """
 
     def __init__(self, store: FsBlobStore, upload_id: str, fd: int, hashes: ContentHasher) -> None:
         self.upload_id = upload_id
         self.offset = hashes.size
         self._store = store
         self._fd: int | None = fd
-        # None once a write failed midway: hash state and file may disagree.
-        self._hashes: ContentHasher | None = hashes
+        self._hashes = hashes
+        self._broken = False  # a write failed midway: hash state and file may disagree
         self._pending = bytearray()  # accepted, not yet hashed nor written
+        self._inflight: asyncio.Task[None] | None = None
 
     def _live(self) -> tuple[int, ContentHasher]:
-        if self._fd is None or self._hashes is None:
+        if self._fd is None or self._broken:
             raise UploadNotFound(
                 f"upload {self.upload_id} is not open here", detail={"upload": self.upload_id}
             )
         return self._fd, self._hashes
 
     async def write(self, chunk: bytes) -> None:
+        if self._broken:
+            await self._settle()  # the failed feed's own error, if it is still unseen
         self._live()
         if len(chunk) < _COALESCE:
             self._pending += chunk
@@ -398,18 +412,39 @@ class _FsWriter:
                 await self._flush()
             return
         await self._flush()
-        await self._feed(chunk)
+        await self._feed(bytes(chunk))  # a copy only if the caller could reuse its buffer
         self.offset += len(chunk)
 
     async def _feed(self, data: bytes | bytearray) -> None:
-        """Hash ``data`` and append it to the file, in one pass."""
+        """Start hashing ``data`` and appending it to the file, once the last feed is done."""
+        await self._settle()
         fd, hashes = self._live()
-        self._hashes = None
+        self._inflight = asyncio.ensure_future(self._apply(fd, hashes, data))
+
+    async def _apply(self, fd: int, hashes: ContentHasher, data: bytes | bytearray) -> None:
         try:
             await hashes.update(data, lambda: _write_all(fd, data))
         except OSError as exc:
+            self._broken = True
             raise _unavailable(exc) from exc
-        self._hashes = hashes
+        except BaseException:
+            self._broken = True
+            raise
+
+    async def _settle(self) -> None:
+        """Wait for the feed in flight; its error is raised here."""
+        task, self._inflight = self._inflight, None
+        if task is not None:
+            await task
+
+    async def _drain(self) -> None:
+        """Wait for the feed in flight whatever happens to us: its thread uses our fd."""
+        task, self._inflight = self._inflight, None
+        if task is not None:
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait([task])
+            if not task.cancelled():
+                task.exception()  # retrieved: the caller is discarding this upload anyway
 
     async def _flush(self) -> None:
         if self._pending:
@@ -422,14 +457,15 @@ class _FsWriter:
         if fd is None:
             return None
         try:
-            if self._hashes is not None:
+            if not self._broken:
                 await self._flush()
+            await self._settle()
             await _io(os.fsync, fd)
         finally:
+            await self._drain()
             self._fd = None
             os.close(fd)
-        hashes, self._hashes = self._hashes, None
-        return hashes
+        return None if self._broken else self._hashes
 
     async def close(self) -> None:
         hashes = await self._release()
@@ -441,7 +477,8 @@ class _FsWriter:
                 del cache[next(iter(cache))]
 
     async def abort(self) -> None:
-        fd, self._fd, self._hashes = self._fd, None, None
+        await self._drain()
+        fd, self._fd, self._broken = self._fd, None, True
         if fd is not None:
             os.close(fd)
         await self._store.discard_upload(self.upload_id)

@@ -44,17 +44,26 @@ _WRITE_CHUNK = 4 * 1024 * 1024
 
 
 async def _coalesce(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
-    buffer = bytearray()
+    """Pieces of at least ``_WRITE_CHUNK`` bytes (the last may be shorter), copied once.
+
+    Each yielded ``bytes`` is new and immutable, so a driver may keep
+    hashing and writing it after ``write`` returned (the filesystem driver
+    pipelines that way).
+    """
+    parts: list[bytes] = []
+    size = 0
     async for chunk in chunks:
-        if not buffer and len(chunk) >= _WRITE_CHUNK:
-            yield chunk
+        if not parts and len(chunk) >= _WRITE_CHUNK:
+            yield bytes(chunk)
             continue
-        buffer += chunk
-        if len(buffer) >= _WRITE_CHUNK:
-            yield bytes(buffer)
-            buffer.clear()
-    if buffer:
-        yield bytes(buffer)
+        parts.append(chunk)
+        size += len(chunk)
+        if size >= _WRITE_CHUNK:
+            yield b"".join(parts)
+            parts.clear()
+            size = 0
+    if parts:
+        yield b"".join(parts)
 
 
 async def new_upload(registry: Registry, repo: str, *, actor: str) -> str:

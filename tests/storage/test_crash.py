@@ -111,7 +111,8 @@ async def test_sigkill_mid_write_leaves_no_blob(tmp_path: Path) -> None:
     assert (await verify(store)).checked == 0
     ((upload_id, staged, _),) = [u async for u in store.list_uploads()]
     assert upload_id == "crash"
-    assert 41 * MiB <= staged < CHUNKS * MiB
+    # Chunks 0-40 were accepted; the driver may still have had the last in flight.
+    assert 40 * MiB <= staged < CHUNKS * MiB
 
     writer = await store.upload("fresh")  # the same content again, from the start
     for piece in _chunks():
