@@ -424,11 +424,10 @@ class _FsWriter:
     async def _apply(self, fd: int, hashes: ContentHasher, data: bytes | bytearray) -> None:
         try:
             await hashes.update(data, lambda: _write_all(fd, data))
-        except OSError as exc:
+        except BaseException as exc:  # cancellation too: the hash state is unknown
             self._broken = True
-            raise _unavailable(exc) from exc
-        except BaseException:
-            self._broken = True
+            if isinstance(exc, OSError):
+                raise _unavailable(exc) from exc
             raise
 
     async def _settle(self) -> None:

@@ -75,31 +75,50 @@ def manifest_references(manifest: Manifest) -> tuple[ManifestReference, ...]:
     return tuple(found.values())
 
 
-_PRESENT_BATCH = 500  # digests per IN (...): far below every backend's parameter limit
+_IN_BATCH = 500  # values per IN (...): far below every backend's parameter limit
 
 
-async def _present(
-    conn: AsyncConnection, repo: str, kind: str, digests: Sequence[Digest]
+def _batches(values: Sequence[str]) -> list[Sequence[str]]:
+    return [values[start : start + _IN_BATCH] for start in range(0, len(values), _IN_BATCH)]
+
+
+async def _manifests_present(
+    conn: AsyncConnection, repo: str, digests: Sequence[Digest]
 ) -> set[str]:
-    """Which of ``digests`` ``repo`` holds: as manifests, or as linked blobs (by any digest)."""
+    """Which of ``digests`` ``repo`` holds as manifests."""
     found: set[str] = set()
+    for batch in _batches([str(d) for d in digests]):
+        query = sa.select(manifests.c.digest).where(
+            manifests.c.repository == repo, manifests.c.digest.in_(batch)
+        )
+        found.update((await conn.execute(query)).scalars())
+    return found
+
+
+async def _blobs_linked(conn: AsyncConnection, repo: str, digests: Sequence[Digest]) -> set[str]:
+    """Which of ``digests`` name a blob ``repo`` links (by sha256, blake3 or sha512)."""
     by_algorithm: dict[str, list[str]] = {}
     for digest in digests:
         by_algorithm.setdefault(digest.algorithm, []).append(str(digest))
+    found: set[str] = set()
     for algorithm, values in by_algorithm.items():
-        for start in range(0, len(values), _PRESENT_BATCH):
-            batch = values[start : start + _PRESENT_BATCH]
-            if kind == "manifest":
-                column: sa.ColumnElement[str] = manifests.c.digest
-                query = sa.select(column).where(manifests.c.repository == repo, column.in_(batch))
-            else:
-                column = _BLOB_COLUMNS[algorithm]
-                query = (
-                    sa.select(column)
-                    .join(repository_blobs, repository_blobs.c.sha256 == blobs.c.sha256)
-                    .where(repository_blobs.c.repository == repo, column.in_(batch))
-                )
-            found.update(str(value) for value in (await conn.execute(query)).scalars())
+        column = _BLOB_COLUMNS[algorithm]
+        for batch in _batches(values):
+            query = (
+                sa.select(column)
+                .join(repository_blobs, repository_blobs.c.sha256 == blobs.c.sha256)
+                .where(repository_blobs.c.repository == repo, column.in_(batch))
+            )
+            found.update((await conn.execute(query)).scalars())
+    return found
+
+
+async def active_uploads(conn: AsyncConnection, ids: Sequence[str]) -> set[str]:
+    """Which of ``ids`` name an active upload session."""
+    found: set[str] = set()
+    for batch in _batches(ids):
+        query = sa.select(uploads.c.id).where(uploads.c.state == "active", uploads.c.id.in_(batch))
+        found.update((await conn.execute(query)).scalars())
     return found
 
 
@@ -108,11 +127,11 @@ async def require_references(
 ) -> None:
     # A few batched queries, not one per reference: this runs under the write
     # lock, and a native artifact of a thousand files references a thousand blobs.
-    manifests_held = await _present(
-        conn, repo, "manifest", [r.digest for r in references if r.kind == "manifest"]
+    manifests_held = await _manifests_present(
+        conn, repo, [r.digest for r in references if r.kind == "manifest"]
     )
-    blobs_held = await _present(
-        conn, repo, "blob", [r.digest for r in references if r.kind != "manifest"]
+    blobs_held = await _blobs_linked(
+        conn, repo, [r.digest for r in references if r.kind != "manifest"]
     )
     for ref in references:
         held = manifests_held if ref.kind == "manifest" else blobs_held

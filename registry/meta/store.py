@@ -641,15 +641,9 @@ class MetadataStore:
 
     async def active_upload_ids(self, ids: Sequence[str]) -> set[str]:
         """Which of ``ids`` name an active upload session."""
-        found: set[str] = set()
         with self._translate():
             async with self._engine.connect() as conn:
-                for start in range(0, len(ids), 500):
-                    query = sa.select(uploads.c.id).where(
-                        uploads.c.state == "active", uploads.c.id.in_(ids[start : start + 500])
-                    )
-                    found.update((await conn.execute(query)).scalars())
-        return found
+                return await _queries.active_uploads(conn, ids)
 
     async def rebuild_views(self) -> int:
         """Empty every view and replay the whole log; returns the events replayed.

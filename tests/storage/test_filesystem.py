@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import pytest
 
 from oci.digest import Digest
+from storage import filesystem
 from storage.base import BlobInfo, BlobStore
-from storage.errors import StorageUnavailable
+from storage.errors import StorageUnavailable, UploadNotFound
 from storage.filesystem import FsBlobStore
 from storage.testing import BlobStoreSuite, put
 
@@ -67,6 +69,33 @@ async def test_os_errors_become_storage_unavailable(tmp_path: Path) -> None:
     with pytest.raises(StorageUnavailable):
         [u async for u in store.list_uploads()]
     assert await store.stat(info.sha256) == info  # reads still work
+
+
+async def test_a_write_failing_in_flight_surfaces_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writes are pipelined: a disk error on one megabyte surfaces at the next call."""
+
+    def full(fd: int, data: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(filesystem, "_write_all", full)
+    store = FsBlobStore(tmp_path)
+    committing = await store.upload("committing")
+    await committing.write(b"x" * (1 << 20))  # accepted; its write is still in flight
+    with pytest.raises(StorageUnavailable, match="No space left"):
+        await committing.commit()
+    with pytest.raises(UploadNotFound):
+        await committing.write(b"z")  # a writer whose bytes and hashes disagree is done
+    await committing.abort()
+
+    writing = await store.upload("writing")
+    await writing.write(b"x" * (1 << 20))
+    with pytest.raises(StorageUnavailable, match="No space left"):
+        await writing.write(b"y" * (1 << 20))
+    await writing.abort()
+    assert [u async for u in store.list_uploads()] == []
+    assert [b async for b in store.list()] == []
 
 
 def test_unusable_root_is_storage_unavailable(tmp_path: Path) -> None:
