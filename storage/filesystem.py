@@ -19,7 +19,8 @@ Key layout under ``root``::
         └── <upload_id>                 the staged bytes of one session
 
 Theory of operation. A session's bytes are appended to ``uploads/<id>``;
-hashes are updated as they pass (``storage._hashing``). Commit fsyncs the
+hashes are updated as they pass (``storage._hashing``), and every 16 MiB the
+kernel is asked to start writing them out (``_start_writeback``). Commit fsyncs the
 staged file, then writes ``digests`` and the alias files (each: temp file,
 fsync, rename), and only then renames the staged file onto ``data`` and fsyncs
 its directory: ``data`` appearing is the commit point, so a crash at any step
@@ -40,8 +41,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import secrets
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import BinaryIO, ParamSpec, TypeVar
@@ -67,6 +71,43 @@ _COALESCE = 1024 * 1024
 # Sessions whose hash state this process remembers; past it the oldest is
 # forgotten and, if it is ever resumed, re-hashed.
 _HASH_CACHE_MAX = 4096
+
+
+# Staged bytes are handed to the disk in runs of this size as they arrive, so
+# the fsync at commit waits only for the tail (see ``_start_writeback``).
+_WRITEBACK_RUN = 16 * 1024 * 1024
+
+
+def _load_sync_file_range() -> Callable[..., int] | None:
+    """Linux's ``sync_file_range`` from libc (the os module does not offer it), or None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        call = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").sync_file_range
+    except (OSError, AttributeError):
+        return None
+    call.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
+    call.restype = ctypes.c_int
+    return call
+
+
+_sync_file_range = _load_sync_file_range()
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def _start_writeback(fd: int, offset: int, count: int) -> None:
+    """Ask the kernel to start writing ``count`` bytes at ``offset`` to disk, without waiting.
+
+    Left alone, the kernel keeps a whole pushed blob dirty in memory
+    (background writeback starts at 10% of RAM) and the fsync at commit
+    writes all of it while the client waits (1.5-1.9 s for 1 GiB on the
+    benchmark machine, docs/PERFORMANCE.md).
+    Started as the bytes arrive, the disk works alongside the network and
+    the commit's fsync is left with the last run. Advisory only, so its
+    result is ignored: durability still rests on that fsync alone.
+    """
+    if _sync_file_range is not None:
+        _sync_file_range(fd, offset, count, _SYNC_FILE_RANGE_WRITE)
 
 
 def _unavailable(exc: OSError) -> StorageUnavailable:
@@ -393,6 +434,7 @@ class _FsWriter:
         self._broken = False  # a write failed midway: hash state and file may disagree
         self._pending = bytearray()  # accepted, not yet hashed nor written
         self._inflight: asyncio.Task[None] | None = None
+        self._writeback_from = hashes.size  # staged bytes not yet handed to the disk start here
 
     def _live(self) -> tuple[int, ContentHasher]:
         if self._fd is None or self._broken:
@@ -422,8 +464,16 @@ class _FsWriter:
         self._inflight = asyncio.ensure_future(self._apply(fd, hashes, data))
 
     async def _apply(self, fd: int, hashes: ContentHasher, data: bytes | bytearray) -> None:
+        end = hashes.size + len(data)
+
+        def write() -> None:  # in a worker thread; feeds never overlap
+            _write_all(fd, data)
+            if end - self._writeback_from >= _WRITEBACK_RUN:
+                _start_writeback(fd, self._writeback_from, end - self._writeback_from)
+                self._writeback_from = end
+
         try:
-            await hashes.update(data, lambda: _write_all(fd, data))
+            await hashes.update(data, write)
         except BaseException as exc:  # cancellation too: the hash state is unknown
             self._broken = True
             if isinstance(exc, OSError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import sys
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,36 @@ def test_unusable_root_is_storage_unavailable(tmp_path: Path) -> None:
     (tmp_path / "file").write_bytes(b"")
     with pytest.raises(StorageUnavailable):
         FsBlobStore(tmp_path / "file" / "store")
+
+
+async def test_staged_bytes_are_handed_to_the_disk_as_they_arrive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writeback starts every 16 MiB, in contiguous runs, across a resumed session too.
+
+    Without it the whole blob would wait in memory for the commit's fsync.
+    """
+    if sys.platform.startswith("linux"):
+        assert filesystem._sync_file_range is not None  # the libc call was found
+    real = filesystem._sync_file_range
+    started: list[tuple[int, int]] = []
+
+    def record(fd: int, offset: int, count: int, flags: int) -> int:
+        started.append((offset, count))
+        return 0 if real is None else real(fd, offset, count, flags)
+
+    monkeypatch.setattr(filesystem, "_sync_file_range", record)
+    store = FsBlobStore(tmp_path)
+    mib = b"m" * (1 << 20)
+    writer = await store.upload("resumed")
+    for _ in range(20):
+        await writer.write(mib)
+    await writer.close()
+    assert started == [(0, 16 << 20)]  # the last 4 MiB wait for the commit's fsync
+
+    writer = await store.upload("resumed")
+    for _ in range(32):
+        await writer.write(mib)
+    info = await writer.commit(Digest.compute(mib * 52, "sha256"))
+    assert info.size == 52 << 20
+    assert started == [(0, 16 << 20), (20 << 20, 16 << 20), (36 << 20, 16 << 20)]
