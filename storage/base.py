@@ -80,9 +80,11 @@ class BlobWriter(Protocol):
 
         Guaranteed: ``offset`` grows by ``len(chunk)``; the bytes are hashed
         once, as they pass, never read back. Undefined: whether the bytes are
-        visible to another writer before ``close`` returns (drivers may
-        coalesce small chunks). ``chunk`` must not be mutated while the call
-        runs. If ``write`` raises, the writer is unusable; ``close`` then keeps
+        visible to another writer before ``close`` returns. Chunks may be of
+        any size: drivers gather small ones (request-body pieces of tens of
+        KiB) into pieces of megabytes before hashing and storing them, so
+        callers need not. ``chunk`` must not be mutated while the call runs.
+        If ``write`` raises, the writer is unusable; ``close`` then keeps
         whatever reached the backend and a later ``upload`` re-hashes it.
         """
         ...

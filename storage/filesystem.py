@@ -65,9 +65,10 @@ _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
 _READ_CHUNK = 1024 * 1024
-# Writes smaller than this are gathered (one memcpy) and hashed and written
-# together: a thread hop per 16 KiB HTTP chunk would cost more than the work.
-_COALESCE = 1024 * 1024
+# Request bodies arrive in pieces of tens of KiB: they are gathered (one
+# memcpy) into pieces of this size, each hashed and written in one thread hop.
+# 1, 2 and 4 MiB measured the same; a writer holds at most two pieces.
+_COALESCE = 2 * 1024 * 1024
 # Sessions whose hash state this process remembers; past it the oldest is
 # forgotten and, if it is ever resumed, re-hashed.
 _HASH_CACHE_MAX = 4096
@@ -414,7 +415,7 @@ async def _read_file(file: BinaryIO, offset: int, count: int) -> AsyncIterator[b
 
 
 class _FsWriter:
-    """An open staged file, the hashes of what it holds, and up to 2 MiB not yet written.
+    """An open staged file, the hashes of what it holds, and up to two pieces not yet written.
 
     Writing is pipelined one deep: a gathered megabyte is hashed and written
     in worker threads while the caller goes on receiving the next one, so
@@ -447,14 +448,12 @@ class _FsWriter:
         if self._broken:
             await self._settle()  # the failed feed's own error, if it is still unseen
         self._live()
-        if len(chunk) < _COALESCE:
-            self._pending += chunk
-            self.offset += len(chunk)
+        if not self._pending and len(chunk) >= _COALESCE:
+            await self._feed(bytes(chunk))  # a copy only if the caller could reuse its buffer
+        else:
+            self._pending += chunk  # grown in place (realloc of a large block is mremap)
             if len(self._pending) >= _COALESCE:
                 await self._flush()
-            return
-        await self._flush()
-        await self._feed(bytes(chunk))  # a copy only if the caller could reuse its buffer
         self.offset += len(chunk)
 
     async def _feed(self, data: bytes | bytearray) -> None:

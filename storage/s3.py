@@ -542,7 +542,12 @@ async def _empty() -> AsyncIterator[bytes]:
 
 
 class _S3Writer:
-    """One open session: full parts already in the bucket, plus at most one part in memory."""
+    """One open session: full parts already in the bucket, plus at most one part in memory.
+
+    The part in memory is hashed as a whole when it is stored, one thread hop
+    per part rather than one per request-body piece; the bytes reloaded into
+    it by ``upload`` (a short tail part) are hashed already.
+    """
 
     def __init__(
         self,
@@ -558,6 +563,7 @@ class _S3Writer:
         self._hashes: ContentHasher | None = hashes  # None once ended, or broken by a failure
         self._etag = parts[-1].etag if parts else None  # last part the hashes cover
         self._buffer = buffer
+        self._hashed = len(buffer)  # the buffer's bytes before this are in the hashes
         self._start = sum(p.size for p in parts)  # offset of the buffer's first byte
         self.offset = hashes.size
 
@@ -577,25 +583,27 @@ class _S3Writer:
         if self.offset + len(chunk) > MAX_BLOB_SIZE:
             raise SizeInvalid(f"blob exceeds the S3 driver's limit of {MAX_BLOB_SIZE} bytes")
         hashes = self._take()
-        await hashes.update(chunk)
         view = memoryview(chunk)
         while view:
             room = _part_span(self._start)[1] - len(self._buffer)
             self._buffer += view[:room]
             view = view[room:]
             if len(self._buffer) == _part_span(self._start)[1]:
-                await self._flush()
-        self._hashes, self.offset = hashes, hashes.size
+                await self._flush(hashes)
+        self._hashes = hashes
+        self.offset += len(chunk)
 
-    async def _flush(self) -> None:
-        """Store the buffer as the part at ``_start``.
+    async def _flush(self, hashes: ContentHasher) -> None:
+        """Hash the buffer and store it as the part at ``_start``.
 
         A full part moves ``_start`` on; a short one is the tail written by close or
         commit, overwriting the short part of the same start that ``upload`` reloaded.
         """
         if not self._buffer:
             return
-        data, self._buffer = bytes(self._buffer), bytearray()  # hold one part, not two
+        with memoryview(self._buffer)[self._hashed :] as fresh:
+            await hashes.update(fresh)
+        data, self._buffer, self._hashed = bytes(self._buffer), bytearray(), 0  # hold one part
         self._etag = await self._store._put(self._key(self._start), data)
         self._parts.append(_Part(self._start, len(data), self._etag))
         self._start += len(data)
@@ -604,7 +612,7 @@ class _S3Writer:
         if self._hashes is None:
             return  # ended, or broken: what reached the bucket stays, to be re-hashed
         hashes = self._take()
-        await self._flush()
+        await self._flush(hashes)
         cache = self._store._hash_cache
         cache[self.upload_id] = (hashes, self._etag)
         if len(cache) > _CACHE_MAX:  # sessions resumed elsewhere or expired: forget the oldest
@@ -617,7 +625,7 @@ class _S3Writer:
     async def commit(self, expected: Digest | None = None) -> BlobInfo:
         hashes = self._take()
         store = self._store
-        await self._flush()
+        await self._flush(hashes)
         sha256, blake3 = hashes.sha256(), hashes.blake3()
         aliases = {"blake3": blake3}
         if expected is not None:

@@ -43,9 +43,6 @@ from storage.base import BlobInfo
 
 __all__ = ["QueryInvalid", "commit_upload", "push_blob"]
 
-# Bodies arrive in pieces of tens of KiB; each store write may be a thread hop.
-_WRITE_CHUNK = 1024 * 1024
-
 
 class QueryInvalid(Unsupported):
     """a query parameter is malformed"""
@@ -139,14 +136,8 @@ async def push_blob(
         return info, False
     writer = await registry.blobs.upload(secrets.token_urlsafe(24))
     try:
-        buffer = bytearray()
-        async for chunk in body:
-            buffer += chunk
-            if len(buffer) >= _WRITE_CHUNK:
-                await writer.write(bytes(buffer))
-                buffer.clear()
-        if buffer:
-            await writer.write(bytes(buffer))
+        async for chunk in body:  # the store gathers small pieces itself
+            await writer.write(chunk)
         _check_size(writer.offset, announced)
         info = await writer.commit(first)
     except BaseException:

@@ -14,7 +14,7 @@ import contextlib
 import datetime as dt
 import functools
 import secrets
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable
 
 import anyio
 
@@ -37,33 +37,6 @@ __all__ = [
     "require_blob",
     "unlink",
 ]
-
-# Request bodies arrive in small pieces (tens of KiB); hashing and writing
-# them one by one would cost a thread hop each. Coalesce up to this much.
-_WRITE_CHUNK = 4 * 1024 * 1024
-
-
-async def _coalesce(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
-    """Pieces of at least ``_WRITE_CHUNK`` bytes (the last may be shorter), copied once.
-
-    Each yielded ``bytes`` is new and immutable, so a driver may keep
-    hashing and writing it after ``write`` returned (the filesystem driver
-    pipelines that way).
-    """
-    parts: list[bytes] = []
-    size = 0
-    async for chunk in chunks:
-        if not parts and len(chunk) >= _WRITE_CHUNK:
-            yield bytes(chunk)
-            continue
-        parts.append(chunk)
-        size += len(chunk)
-        if size >= _WRITE_CHUNK:
-            yield b"".join(parts)
-            parts.clear()
-            size = 0
-    if parts:
-        yield b"".join(parts)
 
 
 async def new_upload(registry: Registry, repo: str, *, actor: str) -> str:
@@ -103,7 +76,7 @@ async def _write_chunk(
     """
     start = writer.offset
     try:
-        async for chunk in _coalesce(body):
+        async for chunk in body:  # the store gathers small pieces itself
             await writer.write(chunk)
         received = writer.offset - start
         if announced is not None and received != announced:

@@ -13,6 +13,7 @@ import anyio
 import pytest
 
 from oci.digest import Digest
+from storage._hashing import ContentHasher
 from storage.errors import BlobNotFound, StorageUnavailable
 from storage.s3 import _MAX_PARTS, MAX_BLOB_SIZE, S3BlobStore, _part_span
 
@@ -142,4 +143,31 @@ async def test_redirect_url_is_a_working_presigned_get(s3_store: S3BlobStore) ->
     assert url is not None
     body = await anyio.to_thread.run_sync(lambda: urllib.request.urlopen(url).read())
     assert body == b"redirect me"
+    await s3_store.delete(info.sha256)
+
+
+async def test_a_part_is_hashed_in_one_piece(
+    s3_store: S3BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small request-body pieces are hashed per part, not one thread hop each."""
+    sizes: list[int] = []
+    update = ContentHasher.update
+
+    async def counted(self: ContentHasher, data: bytes, then: object = None) -> None:
+        sizes.append(len(data))
+        await update(self, data, then)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ContentHasher, "update", counted)
+    first = _part_span(0)[1]
+    piece = os.urandom(64 << 10)
+    count = first // len(piece) + 8  # one full part and 512 KiB of the next
+    writer = await s3_store.upload("pieces")
+    for _ in range(count):
+        await writer.write(piece)
+    await writer.close()
+    writer = await s3_store.upload("pieces")  # the short tail is reloaded, already hashed
+    await writer.write(piece)
+    info = await writer.commit(Digest.compute(piece * (count + 1), "sha256"))
+    assert info.size == len(piece) * (count + 1)
+    assert sizes == [first, 8 * len(piece), len(piece)]
     await s3_store.delete(info.sha256)

@@ -10,6 +10,7 @@ import pytest
 
 from oci.digest import Digest
 from storage import filesystem
+from storage._hashing import ContentHasher
 from storage.base import BlobInfo, BlobStore
 from storage.errors import StorageUnavailable, UploadNotFound
 from storage.filesystem import FsBlobStore
@@ -75,7 +76,7 @@ async def test_os_errors_become_storage_unavailable(tmp_path: Path) -> None:
 async def test_a_write_failing_in_flight_surfaces_and_leaves_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Writes are pipelined: a disk error on one megabyte surfaces at the next call."""
+    """Writes are pipelined: a disk error on one piece surfaces at the next call."""
 
     def full(fd: int, data: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -83,7 +84,7 @@ async def test_a_write_failing_in_flight_surfaces_and_leaves_nothing(
     monkeypatch.setattr(filesystem, "_write_all", full)
     store = FsBlobStore(tmp_path)
     committing = await store.upload("committing")
-    await committing.write(b"x" * (1 << 20))  # accepted; its write is still in flight
+    await committing.write(b"x" * filesystem._COALESCE)  # accepted; its write is in flight
     with pytest.raises(StorageUnavailable, match="No space left"):
         await committing.commit()
     with pytest.raises(UploadNotFound):
@@ -91,9 +92,9 @@ async def test_a_write_failing_in_flight_surfaces_and_leaves_nothing(
     await committing.abort()
 
     writing = await store.upload("writing")
-    await writing.write(b"x" * (1 << 20))
+    await writing.write(b"x" * filesystem._COALESCE)
     with pytest.raises(StorageUnavailable, match="No space left"):
-        await writing.write(b"y" * (1 << 20))
+        await writing.write(b"y" * filesystem._COALESCE)
     await writing.abort()
     assert [u async for u in store.list_uploads()] == []
     assert [b async for b in store.list()] == []
@@ -136,3 +137,27 @@ async def test_staged_bytes_are_handed_to_the_disk_as_they_arrive(
     info = await writer.commit(Digest.compute(mib * 52, "sha256"))
     assert info.size == 52 << 20
     assert started == [(0, 16 << 20), (20 << 20, 16 << 20), (36 << 20, 16 << 20)]
+
+
+async def test_small_writes_are_hashed_and_written_in_pieces_of_megabytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Request bodies come in pieces of tens of KiB: one thread hop each would cost more
+    than the work, so the writer gathers them (and callers need not)."""
+    sizes: list[int] = []
+    update = ContentHasher.update
+
+    async def counted(self: ContentHasher, data: bytes, then: object = None) -> None:
+        sizes.append(len(data))
+        await update(self, data, then)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ContentHasher, "update", counted)
+    store = FsBlobStore(tmp_path)
+    writer = await store.upload("pieces")
+    piece = b"p" * (16 << 10)
+    for _ in range(640):  # 10 MiB
+        await writer.write(piece)
+    assert writer.offset == 10 << 20
+    info = await writer.commit(Digest.compute(piece * 640, "sha256"))
+    assert info.size == 10 << 20
+    assert sizes == [2 << 20] * 5
