@@ -3,11 +3,13 @@
 Strategy: hashing runs at a few GB/s, so a 1 MiB chunk costs the event loop
 ~0.5 ms per hash if done inline; everything runs in worker threads instead.
 hashlib and blake3 release the GIL while they hash, so for a large chunk the
-two hashes run in two threads at once, and the driver's own blocking work for
-the chunk (the file write) rides along in the blake3 thread, the cheaper of
-the two. A small chunk would spend more on the second thread hop than it
-saves, so it goes in one thread with everything. Chunks are passed as they
-came: no slicing, no joining, no copies.
+two hashes and the driver's own blocking work for the chunk (the file
+write) run in three threads at once: a piece takes as long as the slowest
+of the three rather than blake3 and the write one after the other (on the
+benchmark machine that moved a 1 GiB push from 167-188 to 198-202 MiB/s,
+docs/PERFORMANCE.md). A small chunk would spend more on the extra thread
+hops than it saves, so it goes in one thread with everything. Chunks are
+passed as they came: no slicing, no joining, no copies.
 """
 
 from __future__ import annotations
@@ -74,25 +76,23 @@ class ContentHasher:
         self.size = 0
 
     async def update(self, data: Buffer, then: Callable[[], Any] | None = None) -> None:
-        """Hash ``data``; run the blocking ``then`` (e.g. writing ``data``) alongside.
+        """Hash ``data``; run the blocking ``then`` (e.g. writing ``data``) alongside, in parallel.
 
         On error the hash state is undefined and the hasher must be thrown away.
         """
 
-        def blake3_then() -> None:
-            self._blake3.update(data)
-            if then is not None:
-                then()
-
         if len(data) < PARALLEL_MIN:
 
-            def both() -> None:
+            def everything() -> None:
                 self._sha256.update(data)
-                blake3_then()
+                self._blake3.update(data)
+                if then is not None:
+                    then()
 
-            await anyio.to_thread.run_sync(both)
+            await anyio.to_thread.run_sync(everything)
         else:
-            await concurrently(lambda: self._sha256.update(data), blake3_then)
+            calls = [lambda: self._sha256.update(data), lambda: self._blake3.update(data)]
+            await concurrently(*calls, *([then] if then is not None else []))
         self.size += len(data)
 
     def sha256(self) -> Digest:
