@@ -9,11 +9,7 @@ nothing: the next request asks again after the last seq seen, and no event
 is printed twice or skipped. Transport errors and 5xx/429 answers are
 retried with capped exponential backoff (forever while following, a few
 times otherwise); anything else the server refuses ends the command with
-its reason. Ctrl-C ends it with status 0, as ``tail -f`` does: the stream
-is followed in a worker thread and the interrupt is taken in the main
-thread's wait for it (``_until_interrupted``), never inside the HTTP
-client, where it could strand the connection pool mid-update and leave the
-process hanging on its way out.
+its reason. Ctrl-C ends it with status 0, as ``tail -f`` does.
 
 Without ``--after`` a tail starts at the end of the log (``after=end``:
 only what happens from now on); ``--from-start`` starts at the first
@@ -22,11 +18,7 @@ event. ``--no-follow`` prints what is there and exits.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any
@@ -164,38 +156,6 @@ def _line(event: dict[str, Any]) -> Text:
     return line
 
 
-def _until_interrupted(work: Callable[[threading.Lock], None]) -> None:
-    """Run ``work`` in a daemon thread until it ends (its error is re-raised) or Ctrl-C.
-
-    ``work`` writes its output under the lock it is given; on Ctrl-C the
-    lock is taken, so no line is half written, output is flushed and the
-    process ends with status 0 at once: the worker may be blocked in a long
-    poll, and a normal interpreter exit could wait on its locks.
-    """
-    output = threading.Lock()
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            work(output)
-        except BaseException as exc:  # handed to the main thread
-            failure.append(exc)
-
-    worker = threading.Thread(target=run, name="events-tail", daemon=True)
-    worker.start()
-    try:
-        while worker.is_alive():
-            worker.join(0.25)
-    except KeyboardInterrupt:
-        output.acquire(timeout=5)
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing to deliver
-                stream.flush()
-        os._exit(0)
-    if failure:
-        raise failure[0]
-
-
 def tail(
     server: ServerOpt = DEFAULT_SERVER,
     after: Annotated[
@@ -227,28 +187,23 @@ def tail(
     out = Console(highlight=False, soft_wrap=True)
     err = Console(stderr=True, highlight=False)
 
-    def print_events(output: threading.Lock) -> None:
-        def retrying(reason: str, cursor: int | None, delay: float) -> None:
-            where = "the end" if cursor is None else f"seq {cursor}"
-            with output:
-                err.print(
-                    f"events: {reason}; resuming after {where} in {delay:.1f}s", style="yellow"
-                )
+    def retrying(reason: str, cursor: int | None, delay: float) -> None:
+        where = "the end" if cursor is None else f"seq {cursor}"
+        err.print(f"events: {reason}; resuming after {where} in {delay:.1f}s", style="yellow")
 
+    try:
         with open_http(server, credentials, connections=1, timeout=90.0) as http:
             stream = follow(
                 http, after=start, repository=repository, types=types,
                 keep_following=keep_following, limit=limit, on_retry=retrying,
             )  # fmt: skip
             for event in stream:
-                with output:
-                    if as_json:
-                        typer.echo(json.dumps(event, separators=(",", ":"), sort_keys=True))
-                    else:
-                        out.print(_line(event))
-
-    try:
-        _until_interrupted(print_events)
+                if as_json:
+                    typer.echo(json.dumps(event, separators=(",", ":"), sort_keys=True))
+                else:
+                    out.print(_line(event))
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
     except BrokenPipeError:
         raise typer.Exit(0) from None
     except ClientError as exc:

@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -150,36 +149,3 @@ async def test_cli_human_lines_and_a_refused_filter(http: httpx.AsyncClient) -> 
     assert refused.returncode == 2
     assert "UNSUPPORTED" in refused.stderr
     assert "blob.vanished" in refused.stderr
-
-
-INTERRUPTIBLE = """
-import sys, threading
-from registry.events.commands import _until_interrupted
-
-def work(output):
-    with output:
-        print("streaming", flush=True)
-    while True:  # a library that swallows KeyboardInterrupt, as a finalizer would
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            continue
-
-_until_interrupted(work)
-"""
-
-
-async def test_ctrl_c_ends_the_tail_even_when_the_stream_would_swallow_it() -> None:
-    """The interrupt is taken in the main thread's wait, never inside the HTTP client."""
-    child = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", INTERRUPTIBLE, stdout=subprocess.PIPE
-    )
-    assert child.stdout is not None
-    try:
-        assert await asyncio.wait_for(child.stdout.readline(), 60) == b"streaming\n"
-        child.send_signal(signal.SIGINT)
-        assert await asyncio.wait_for(child.wait(), 10) == 0
-    finally:
-        if child.returncode is None:
-            child.kill()
-            await child.wait()
