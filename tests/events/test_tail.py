@@ -83,6 +83,27 @@ async def _line(stream: asyncio.StreamReader) -> dict[str, object]:
     return event
 
 
+def _default_sigint() -> None:
+    """In the child: Ctrl-C at its default and deliverable, as in a user's terminal.
+
+    Both states are inherited across exec, from whatever this test process
+    was started by or ran before (a shell's background job ignores SIGINT;
+    a library may block it in the thread that spawns): either would make the
+    CLI deaf to the Ctrl-C this test sends. CI saw the CLI not exit twice.
+    """
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _signal_state(pid: int) -> str:
+    """The child's blocked and ignored signal masks, for a failure message."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return "unknown"
+    return " ".join(line for line in status.splitlines() if line.startswith(("SigBlk", "SigIgn")))
+
+
 async def test_cli_resumes_after_a_dropped_connection_and_exits_0_on_ctrl_c(
     http: httpx.AsyncClient,
 ) -> None:
@@ -97,6 +118,7 @@ async def test_cli_resumes_after_a_dropped_connection_and_exits_0_on_ctrl_c(
         "--server", f"http://127.0.0.1:{proxy.port}",
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env={**os.environ, "COLUMNS": "200"},
+        preexec_fn=_default_sigint,
     )  # fmt: skip
     assert tail.stdout is not None
     assert tail.stderr is not None
@@ -113,8 +135,13 @@ async def test_cli_resumes_after_a_dropped_connection_and_exits_0_on_ctrl_c(
         second, third = await _line(tail.stdout), await _line(tail.stdout)
         assert [e["type"] for e in (second, third)] == ["blob.committed"] * 2
         assert int(str(first["seq"])) < int(str(second["seq"])) < int(str(third["seq"]))
+        state = _signal_state(tail.pid)
         tail.send_signal(signal.SIGINT)
-        assert await asyncio.wait_for(tail.wait(), 30) == 0
+        try:
+            status = await asyncio.wait_for(tail.wait(), 30)
+        except TimeoutError:
+            pytest.fail(f"events tail ignored Ctrl-C for 30 s ({state})")
+        assert status == 0
         rest = await tail.stdout.read()
         assert rest == b""  # nothing printed twice
         assert b"resuming after seq" in await tail.stderr.read()
