@@ -92,8 +92,20 @@ class ContentHasher:
             await anyio.to_thread.run_sync(everything)
         else:
             calls = [lambda: self._sha256.update(data), lambda: self._blake3.update(data)]
-            await concurrently(*calls, *([then] if then is not None else []))
+            if then is not None:
+                calls.append(then)
+            await concurrently(*calls)
         self.size += len(data)
+
+    async def update_tail(self, buffer: bytearray, start: int) -> None:
+        """Hash ``buffer[start:]`` in place, without a copy (nothing when it is empty).
+
+        The buffer must not be resized until this returns (a resize while the
+        region is exported raises BufferError).
+        """
+        if start < len(buffer):
+            with memoryview(buffer)[start:] as tail:
+                await self.update(tail)
 
     def sha256(self) -> Digest:
         return Digest("sha256", self._sha256.hexdigest())

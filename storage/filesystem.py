@@ -67,7 +67,8 @@ _T = TypeVar("_T")
 _READ_CHUNK = 1024 * 1024
 # Request bodies arrive in pieces of tens of KiB: they are gathered (one
 # memcpy) into pieces of this size, each hashed and written in one thread hop.
-# 1, 2 and 4 MiB measured the same; a writer holds at most two pieces.
+# 1 and 4 MiB pushed at the same rate (docs/PERFORMANCE.md); a writer holds two
+# pieces (one gathering, one in flight), so 2 MiB keeps it at 4 MiB a session.
 _COALESCE = 2 * 1024 * 1024
 # Sessions whose hash state this process remembers; past it the oldest is
 # forgotten and, if it is ever resumed, re-hashed.
@@ -101,8 +102,8 @@ def _start_writeback(fd: int, offset: int, count: int) -> None:
 
     Left alone, the kernel keeps a whole pushed blob dirty in memory
     (background writeback starts at 10% of RAM) and the fsync at commit
-    writes all of it while the client waits (1.5-1.9 s for 1 GiB on the
-    benchmark machine, docs/PERFORMANCE.md).
+    writes all of it while the client waits (1.25-1.40 s of a 1 GiB push on
+    the benchmark machine, docs/PERFORMANCE.md).
     Started as the bytes arrive, the disk works alongside the network and
     the commit's fsync is left with the last run. Advisory only, so its
     result is ignored: durability still rests on that fsync alone.
@@ -417,10 +418,10 @@ async def _read_file(file: BinaryIO, offset: int, count: int) -> AsyncIterator[b
 class _FsWriter:
     """An open staged file, the hashes of what it holds, and up to two pieces not yet written.
 
-    Writing is pipelined one deep: a gathered megabyte is hashed and written
+    Writing is pipelined one deep: a gathered piece is hashed and written
     in worker threads while the caller goes on receiving the next one, so
     the network, the hashes and the disk overlap instead of taking turns.
-    Before the next megabyte starts, before any fsync and before the file is
+    Before the next piece starts, before any fsync and before the file is
     closed, the one in flight is waited for; its error, if any, surfaces
     there. (A task, not a task group: a writer outlives any one call. The
     server runs on asyncio.)

@@ -30,6 +30,9 @@ from storage.errors import BlobNotFound, DigestMismatch, UploadNotFound
 __all__ = ["MemoryBlobStore"]
 
 _READ_CHUNK = 1024 * 1024
+# Written bytes are hashed once this many have gathered (one thread hop per
+# piece, not per request-body piece of tens of KiB), and at close and commit.
+_HASH_PIECE = 2 * 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -152,6 +155,12 @@ async def _chunks(data: bytes, start: int, stop: int) -> AsyncIterator[bytes]:
 
 
 class _MemoryWriter:
+    """Appends to the staged bytes as they come; hashes them in pieces of ``_HASH_PIECE``.
+
+    The staged bytes from ``hashes.size`` on are not hashed yet; ``close``
+    and ``commit`` catch up first.
+    """
+
     def __init__(self, store: MemoryBlobStore, upload_id: str, hashes: ContentHasher) -> None:
         self.upload_id = upload_id
         self.offset = hashes.size
@@ -168,16 +177,23 @@ class _MemoryWriter:
 
     async def write(self, chunk: bytes) -> None:
         hashes = self._live()
-        self._hashes = None  # unusable until the update is known to have completed
-        await hashes.update(chunk)
         self._store._backend.staged[self.upload_id] += chunk
         self._store._backend.touched[self.upload_id] = time.time()
+        self.offset += len(chunk)
+        if self.offset - hashes.size >= _HASH_PIECE:
+            await self._catch_up(hashes)
+
+    async def _catch_up(self, hashes: ContentHasher) -> None:
+        """Hash the staged bytes not hashed yet; the writer is unusable if that fails."""
+        self._hashes = None
+        await hashes.update_tail(self._store._backend.staged[self.upload_id], hashes.size)
         self._hashes = hashes
-        self.offset = hashes.size
 
     async def close(self) -> None:
-        if self._hashes is not None:
-            self._store._hash_cache[self.upload_id] = self._hashes
+        hashes = self._hashes
+        if hashes is not None and self.upload_id in self._store._backend.staged:
+            await self._catch_up(hashes)
+            self._store._hash_cache[self.upload_id] = hashes
         self._hashes = None
 
     async def abort(self) -> None:
@@ -186,6 +202,7 @@ class _MemoryWriter:
 
     async def commit(self, expected: Digest | None = None) -> BlobInfo:
         hashes = self._live()
+        await self._catch_up(hashes)
         self._hashes = None
         backend = self._store._backend
         data = bytes(backend.staged[self.upload_id])

@@ -601,8 +601,7 @@ class _S3Writer:
         """
         if not self._buffer:
             return
-        with memoryview(self._buffer)[self._hashed :] as fresh:
-            await hashes.update(fresh)
+        await hashes.update_tail(self._buffer, self._hashed)
         data, self._buffer, self._hashed = bytes(self._buffer), bytearray(), 0  # hold one part
         self._etag = await self._store._put(self._key(self._start), data)
         self._parts.append(_Part(self._start, len(data), self._etag))

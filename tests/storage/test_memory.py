@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from oci.digest import Digest
+from storage._hashing import ContentHasher
 from storage.base import BlobInfo, BlobStore
 from storage.memory import MemoryBlobStore
 from storage.testing import BlobStoreSuite
@@ -22,3 +24,29 @@ class TestMemoryBlobStore(BlobStoreSuite):
         assert isinstance(store, MemoryBlobStore)
         blob = store._backend.blobs[info.sha256.hex]
         blob.data = bytes([blob.data[0] ^ 1]) + blob.data[1:]
+
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_small_writes_are_hashed_in_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Request-body pieces are hashed 2 MiB at a time, and the rest at close and commit."""
+    sizes: list[int] = []
+    update = ContentHasher.update
+
+    async def counted(self: ContentHasher, data: bytes, then: object = None) -> None:
+        sizes.append(len(data))
+        await update(self, data, then)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ContentHasher, "update", counted)
+    store = MemoryBlobStore()
+    piece = b"q" * (16 << 10)
+    writer = await store.upload("pieces")
+    for _ in range(160):  # 2.5 MiB
+        await writer.write(piece)
+    await writer.close()
+    writer = await store.upload("pieces")  # resumed from the cached hash state
+    await writer.write(piece)
+    info = await writer.commit(Digest.compute(piece * 161, "sha256"))
+    assert info.size == len(piece) * 161
+    assert sizes == [2 << 20, len(piece) * 32, len(piece)]
