@@ -67,8 +67,14 @@ class Metric:
 
 
 PEER = "distribution"
-# Server names on the command line: artifact-store on each ASGI server, and the peer.
-ARTIFACT_STORES = {"artifact-store": "hypercorn", "artifact-store+granian": "granian"}
+# Server names on the command line: artifact-store served with each set of
+# options compared (the ASGI server, the upload cache), and the peer.
+ARTIFACT_STORES: dict[str, tuple[str, ...]] = {
+    "artifact-store": (),
+    "artifact-store+granian": ("--server", "granian"),
+    "artifact-store+drop": ("--upload-cache", "drop"),
+    "artifact-store+granian+drop": ("--server", "granian", "--upload-cache", "drop"),
+}
 GROUPS = ("push", "pull", "requests", "tags")
 
 
@@ -274,7 +280,9 @@ def machine() -> dict[str, str]:
 
 
 def _short(server: str) -> str:
-    return {"artifact-store": "hypercorn", "artifact-store+granian": "granian"}.get(server, server)
+    if server not in ARTIFACT_STORES:
+        return server
+    return server.removeprefix("artifact-store").removeprefix("+") or "hypercorn"
 
 
 def report(results: Results, servers: list[str]) -> str:
@@ -300,8 +308,9 @@ def report(results: Results, servers: list[str]) -> str:
             row += f" {f'>={metric.target}x':>7} {'/'.join(marks)}"
         lines.append(row)
     lines.append(
-        "hypercorn, granian: artifact-store on that ASGI server; x NAME: how many times "
-        "better it is than distribution (throughput, or time taken)"
+        "hypercorn, granian: artifact-store on that ASGI server; +drop: with "
+        "--upload-cache drop; x NAME: how many times better it is than distribution "
+        "(throughput, or time taken)"
     )
     for key, tool in sorted(results.tools.items()):
         lines.append(f"load generator for {key}: {tool}")
@@ -312,7 +321,7 @@ def report(results: Results, servers: list[str]) -> str:
 def _start(name: str, root: Path) -> Iterator[RegistryProcess]:
     directory = root / name.replace("-", "_").replace("+", "_")
     if name in ARTIFACT_STORES:
-        with artifact_store(directory, server_kind=ARTIFACT_STORES[name]) as server:
+        with artifact_store(directory, name=name, options=ARTIFACT_STORES[name]) as server:
             yield server
     else:
         with distribution(directory) as server:
@@ -362,8 +371,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--servers",
         default=None,
-        help="comma-separated, of artifact-store (on Hypercorn), artifact-store+granian and "
-        "distribution; default: artifact-store and, when installed, distribution",
+        help=f"comma-separated, of {', '.join(ARTIFACT_STORES)} (on Hypercorn unless "
+        "+granian) and distribution; default: artifact-store and, when installed, distribution",
     )
     parser.add_argument(
         "--only", default=None, help=f"comma-separated groups of {','.join(GROUPS)}; default: all"

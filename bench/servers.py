@@ -149,12 +149,15 @@ def _launch(
 
 @contextlib.contextmanager
 def artifact_store(
-    data_dir: Path, *, timeout: float = 60.0, server_kind: str = "hypercorn"
+    data_dir: Path,
+    *,
+    timeout: float = 60.0,
+    name: str = "artifact-store",
+    options: tuple[str, ...] = (),
 ) -> Iterator[RegistryProcess]:
-    """``artifact-store serve`` on a free loopback port, storing under ``data_dir``."""
+    """``artifact-store serve [options]`` on a free loopback port, storing under ``data_dir``."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    name = "artifact-store" if server_kind == "hypercorn" else f"artifact-store+{server_kind}"
     server = RegistryProcess(name, "127.0.0.1", port, data_dir)
     server.log_path = data_dir.parent / f"{data_dir.name}.log"
     argv = [
@@ -164,8 +167,7 @@ def artifact_store(
         server.address,
         "--data-dir",
         str(data_dir),
-        "--server",
-        server_kind,
+        *options,
     ]
     with _launch(server.name, argv, server.url, server.log_path, timeout) as proc:
         server.process = proc

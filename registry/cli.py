@@ -82,6 +82,13 @@ def serve(
         str | None,
         typer.Option("--server", help="ASGI server: hypercorn (default) or granian."),
     ] = None,
+    upload_cache: Annotated[
+        str | None,
+        typer.Option(
+            "--upload-cache",
+            help="keep (default) or drop pushed bytes from the page cache once on disk.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the registry (embedded defaults: SQLite + ./data)."""
     settings = _settings(
@@ -95,6 +102,7 @@ def serve(
         nats_url=nats_url,
         nats_subject=nats_subject,
         auth=auth,
+        upload_cache=upload_cache,
     )
     # Imported only now: the server's imports take seconds, and a mistyped
     # flag or config file should be reported at once.

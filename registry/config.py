@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from registry.lifecycle.policy import LifecyclePolicy
 
-__all__ = ["SERVERS", "ConfigError", "Settings", "load_settings", "parse_listen"]
+__all__ = ["SERVERS", "UPLOAD_CACHE", "ConfigError", "Settings", "load_settings", "parse_listen"]
 
 # The ASGI servers ``serve`` can run the app on.
 SERVERS = ("hypercorn", "granian")
+# What the filesystem store does with pushed bytes once they are on disk.
+UPLOAD_CACHE = ("keep", "drop")
 
 
 class ConfigError(ValueError):
@@ -34,6 +36,10 @@ class Settings:
     data_dir: str = "./data"
     database_url: str | None = None
     storage_url: str | None = None
+    # "keep": pushed bytes stay in the page cache, as any file written; "drop":
+    # a large upload is dropped from it as it reaches the disk (faster pushes,
+    # the first pull reads from disk; docs/PERFORMANCE.md). Filesystem store only.
+    upload_cache: str = "keep"
     # Idle upload sessions older than this are expired and their bytes removed.
     upload_idle_seconds: float = 3600.0
     max_manifest_bytes: int = 4 * 1024 * 1024
@@ -152,6 +158,10 @@ def load_settings(
     parse_listen(settings.listen)
     if settings.server not in SERVERS:
         raise ConfigError(f"server must be one of {', '.join(SERVERS)}, got {settings.server!r}")
+    if settings.upload_cache not in UPLOAD_CACHE:
+        raise ConfigError(
+            f"upload_cache must be one of {', '.join(UPLOAD_CACHE)}, got {settings.upload_cache!r}"
+        )
     return settings
 
 

@@ -19,8 +19,10 @@ Key layout under ``root``::
         └── <upload_id>                 the staged bytes of one session
 
 Theory of operation. A session's bytes are appended to ``uploads/<id>``;
-hashes are updated as they pass (``storage._hashing``), and every 16 MiB the
-kernel is asked to start writing them out (``_start_writeback``). Commit fsyncs the
+hashes are updated as they pass (``storage._hashing``), and every 4 MiB the
+kernel is asked to start writing them out (``_start_writeback``); with
+``cache_uploads=False`` they also leave the page cache once on disk
+(``_drop_behind``). Commit fsyncs the
 staged file, then writes ``digests`` and the alias files (each: temp file,
 fsync, rename), and only then renames the staged file onto ``data`` and fsyncs
 its directory: ``data`` appearing is the commit point, so a crash at any step
@@ -76,8 +78,10 @@ _HASH_CACHE_MAX = 4096
 
 
 # Staged bytes are handed to the disk in runs of this size as they arrive, so
-# the fsync at commit waits only for the tail (see ``_start_writeback``).
-_WRITEBACK_RUN = 16 * 1024 * 1024
+# the fsync at commit (and after each PATCH) waits only for the tail (see
+# ``_start_writeback``). 4 MiB runs pushed 64 MiB PATCHes at 181-203 MiB/s
+# where 16 MiB runs gave 153-156 (docs/PERFORMANCE.md); 2 MiB, as 4.
+_WRITEBACK_RUN = 4 * 1024 * 1024
 
 
 def _load_sync_file_range() -> Callable[..., int] | None:
@@ -85,7 +89,8 @@ def _load_sync_file_range() -> Callable[..., int] | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
-        call = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").sync_file_range
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        call = libc.sync_file_range
     except (OSError, AttributeError):
         return None
     call.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
@@ -94,7 +99,9 @@ def _load_sync_file_range() -> Callable[..., int] | None:
 
 
 _sync_file_range = _load_sync_file_range()
+_SYNC_FILE_RANGE_WAIT_BEFORE = 1
 _SYNC_FILE_RANGE_WRITE = 2
+_SYNC_FILE_RANGE_WAIT_AFTER = 4
 
 
 def _start_writeback(fd: int, offset: int, count: int) -> None:
@@ -110,6 +117,33 @@ def _start_writeback(fd: int, offset: int, count: int) -> None:
     """
     if _sync_file_range is not None:
         _sync_file_range(fd, offset, count, _SYNC_FILE_RANGE_WRITE)
+
+
+def _drop_behind(fd: int, offset: int, count: int) -> None:
+    """Wait until ``count`` staged bytes at ``offset`` are on disk, then drop them from memory.
+
+    A large upload otherwise fills the page cache with pages it never reads
+    again, and every page of it is a page the kernel has not handed out
+    before: on the benchmark machine, a virtual machine whose host backs
+    guest memory on first touch, writing into such pages ran at 324-389
+    MiB/s, and writing into pages just given back this way at 1,415-1,652
+    MiB/s (docs/PERFORMANCE.md). The run before the one just started is
+    still on its way; the one before that is waited for and dropped, so an
+    upload's last two or three runs stay cached. The price: the first read of
+    the rest comes from disk (``FsBlobStore(cache_uploads=False)``; off by
+    default).
+
+    The wait reports a write error once per open file, and the commit's
+    fsync on this file would not see it again: it is raised here, so the
+    upload fails instead of committing bytes the disk lost.
+    """
+    if _sync_file_range is None or count <= 0:
+        return  # without the wait, dropping would discard nothing (dirty pages stay)
+    flags = _SYNC_FILE_RANGE_WAIT_BEFORE | _SYNC_FILE_RANGE_WRITE | _SYNC_FILE_RANGE_WAIT_AFTER
+    if _sync_file_range(fd, offset, count, flags) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, os.strerror(error))
+    os.posix_fadvise(fd, offset, count, os.POSIX_FADV_DONTNEED)
 
 
 def _unavailable(exc: OSError) -> StorageUnavailable:
@@ -180,8 +214,11 @@ def _parse_digests(path: Path) -> dict[str, Digest]:
 class FsBlobStore:
     """A BlobStore in a local directory; several processes may share one root."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, cache_uploads: bool = True) -> None:
+        """``cache_uploads=False``: uploads are dropped from the page cache once on disk
+        (``_drop_behind``), trading the first read of a large blob for faster pushes."""
         self.root = Path(root).absolute()
+        self.cache_uploads = cache_uploads
         self._uploads = self.root / "uploads"
         self._blobs = self.root / "blobs"
         try:
@@ -194,7 +231,8 @@ class FsBlobStore:
         self._hash_cache: dict[str, tuple[tuple[int, int, int], ContentHasher]] = {}
 
     def __repr__(self) -> str:
-        return f"FsBlobStore({str(self.root)!r})"
+        extra = "" if self.cache_uploads else ", cache_uploads=False"
+        return f"FsBlobStore({str(self.root)!r}{extra})"
 
     # -- paths ------------------------------------------------------------------------
 
@@ -437,6 +475,8 @@ class _FsWriter:
         self._pending = bytearray()  # accepted, not yet hashed nor written
         self._inflight: asyncio.Task[None] | None = None
         self._writeback_from = hashes.size  # staged bytes not yet handed to the disk start here
+        self._last_run = hashes.size  # where the run last handed to the disk starts
+        self._cached_from = hashes.size  # staged bytes this writer may still hold in memory
 
     def _live(self) -> tuple[int, ContentHasher]:
         if self._fd is None or self._broken:
@@ -468,8 +508,12 @@ class _FsWriter:
 
         def write() -> None:  # in a worker thread; feeds never overlap
             _write_all(fd, data)
-            if end - self._writeback_from >= _WRITEBACK_RUN:
-                _start_writeback(fd, self._writeback_from, end - self._writeback_from)
+            start = self._writeback_from
+            if end - start >= _WRITEBACK_RUN:
+                _start_writeback(fd, start, end - start)
+                if not self._store.cache_uploads:
+                    _drop_behind(fd, self._cached_from, self._last_run - self._cached_from)
+                    self._cached_from, self._last_run = self._last_run, start
                 self._writeback_from = end
 
         try:

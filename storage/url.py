@@ -21,18 +21,22 @@ __all__ = ["open_store"]
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 
 
-def open_store(url: str) -> BlobStore:
-    """The store ``url`` names; ValueError if it names none."""
+def open_store(url: str, *, cache_uploads: bool = True) -> BlobStore:
+    """The store ``url`` names; ValueError if it names none.
+
+    ``cache_uploads=False`` is passed to the filesystem driver (see
+    ``FsBlobStore``); the others keep nothing in the page cache to drop.
+    """
     if not isinstance(url, str) or not url.strip():
         raise ValueError("storage URL is empty")
     scheme = _SCHEME.match(url)
     if scheme is None or len(scheme.group(1)) == 1:  # no scheme, or a Windows drive letter
         from storage.filesystem import FsBlobStore
 
-        return FsBlobStore(url)
+        return FsBlobStore(url, cache_uploads=cache_uploads)
     name = scheme.group(1).lower()
     if name == "file":
-        return _file(url)
+        return _file(url, cache_uploads)
     if name == "memory":
         if url.lower() not in ("memory://", "memory:"):
             raise ValueError(f"memory:// takes no host, path or query: {url!r}")
@@ -54,7 +58,7 @@ def open_store(url: str) -> BlobStore:
     )
 
 
-def _file(url: str) -> BlobStore:
+def _file(url: str, cache_uploads: bool) -> BlobStore:
     from storage.filesystem import FsBlobStore
 
     parts = urlsplit(url)
@@ -67,4 +71,4 @@ def _file(url: str) -> BlobStore:
     path = unquote(parts.path)
     if not path.startswith("/"):
         raise ValueError(f"file URL needs an absolute path, as file:///absolute/path: {url!r}")
-    return FsBlobStore(path)
+    return FsBlobStore(path, cache_uploads=cache_uploads)

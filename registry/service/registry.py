@@ -32,7 +32,7 @@ class Registry:
 @contextlib.asynccontextmanager
 async def open_registry(settings: Settings) -> AsyncIterator[Registry]:
     """Open both stores (migrating the database); close them on exit."""
-    blobs = open_store(settings.resolved_storage_url)
+    blobs = open_store(settings.resolved_storage_url, cache_uploads=settings.upload_cache == "keep")
     await blobs.check()
     meta = await MetadataStore.open(settings.resolved_database_url)
     meta.immutable_tags = policy_of(settings).immutable

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from registry.config import ConfigError, Settings, load_settings, parse_listen
+from registry.service.registry import open_registry
+from storage.filesystem import FsBlobStore
 
 
 def _toml(tmp_path: Path, text: str) -> str:
@@ -68,6 +70,7 @@ def test_environment_values_are_typed() -> None:
         ("bogus = 1\n", "unknown setting 'bogus'"),
         ('upload_idle_seconds = "soon"\n', "invalid value for upload_idle_seconds"),
         ('listen = "nowhere"\n', "--listen must be HOST:PORT"),
+        ('upload_cache = "never"\n', "upload_cache must be one of keep, drop"),
     ],
 )
 def test_bad_config_file(tmp_path: Path, text: str, problem: str) -> None:
@@ -92,3 +95,17 @@ def test_listen_addresses(listen: str, expected: tuple[str, int]) -> None:
 def test_malformed_listen(listen: str) -> None:
     with pytest.raises(ConfigError):
         parse_listen(listen)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("environ", "cached"), [({}, True), ({"ARTIFACT_STORE_UPLOAD_CACHE": "drop"}, False)]
+)
+async def test_upload_cache_reaches_the_filesystem_store(
+    tmp_path: Path, environ: dict[str, str], cached: bool
+) -> None:
+    """Pushed bytes stay in the page cache unless the operator says ``drop``."""
+    settings = load_settings({"data_dir": str(tmp_path)}, None, environ)
+    async with open_registry(settings) as registry:
+        assert isinstance(registry.blobs, FsBlobStore)
+        assert registry.blobs.cache_uploads is cached

@@ -96,6 +96,7 @@ def _bad_configs(tmp_path: Path) -> list[tuple[list[str], dict[str, str]]]:
         ([*data, "--config", str(tmp_path / "missing.toml")], {}),
         (data, {"ARTIFACT_STORE_UPLOAD_IDLE_SECONDS": "soon"}),
         ([*data, "--server", "uvicorn"], {}),
+        ([*data, "--upload-cache", "sometimes"], {}),
     ]
 
 

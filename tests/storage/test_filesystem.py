@@ -109,7 +109,7 @@ def test_unusable_root_is_storage_unavailable(tmp_path: Path) -> None:
 async def test_staged_bytes_are_handed_to_the_disk_as_they_arrive(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Writeback starts every 16 MiB, in contiguous runs, across a resumed session too.
+    """Writeback starts every run (16 MiB here), in contiguous runs, across a resumed session too.
 
     Without it the whole blob would wait in memory for the commit's fsync.
     """
@@ -123,6 +123,7 @@ async def test_staged_bytes_are_handed_to_the_disk_as_they_arrive(
         return 0 if real is None else real(fd, offset, count, flags)
 
     monkeypatch.setattr(filesystem, "_sync_file_range", record)
+    monkeypatch.setattr(filesystem, "_WRITEBACK_RUN", 16 << 20)
     store = FsBlobStore(tmp_path)
     mib = b"m" * (1 << 20)
     writer = await store.upload("resumed")
@@ -161,3 +162,117 @@ async def test_small_writes_are_hashed_and_written_in_pieces_of_megabytes(
     info = await writer.commit(Digest.compute(piece * 640, "sha256"))
     assert info.size == 10 << 20
     assert sizes == [2 << 20] * 5
+
+
+def _resident(path: Path, start: int, end: int) -> float:
+    """The fraction of ``path``'s pages in [start, end) that are in the page cache (mincore)."""
+    import ctypes
+    import mmap
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    page = mmap.PAGESIZE
+    with path.open("rb") as file, mmap.mmap(file.fileno(), end, access=mmap.ACCESS_COPY) as mapped:
+        address = ctypes.addressof(ctypes.c_char.from_buffer(mapped)) + start
+        pages = (end - start) // page
+        vector = (ctypes.c_ubyte * pages)()
+        libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+        if libc.mincore(ctypes.c_void_p(address), ctypes.c_size_t(end - start), vector) != 0:
+            raise OSError(ctypes.get_errno(), "mincore")
+        resident = sum(byte & 1 for byte in vector)
+        del address  # no export of ``mapped`` may outlive it
+        return resident / pages
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="page-cache control is Linux's")
+@pytest.mark.parametrize("cache_uploads", [True, False])
+async def test_uncached_uploads_leave_the_page_cache_as_they_reach_the_disk(
+    tmp_path: Path, cache_uploads: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``cache_uploads=False``: all but the last two runs (16 MiB here) of an upload are
+    dropped from memory once on disk; by default the kernel keeps what was written."""
+    monkeypatch.setattr(filesystem, "_WRITEBACK_RUN", 16 << 20)
+    store = FsBlobStore(tmp_path, cache_uploads=cache_uploads)
+    piece = bytes(range(256)) * 4096  # 1 MiB
+    writer = await store.upload("dropped")
+    for _ in range(64):
+        await writer.write(piece)
+    info = await writer.commit(Digest.compute(piece * 64, "sha256"))
+    data = tmp_path / "blobs" / "sha256" / info.sha256.hex[:2] / info.sha256.hex / "data"
+    head, tail = _resident(data, 0, 32 << 20), _resident(data, 32 << 20, 64 << 20)
+    assert tail > 0.9  # the last two runs stay cached either way
+    if cache_uploads:
+        assert head > 0.9
+    else:
+        assert head < 0.1
+    async for chunk in await store.read(info.sha256, 0, 1 << 20):  # still readable from disk
+        assert chunk == piece
+
+
+async def test_uncached_uploads_wait_for_each_run_before_dropping_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run is dropped only after the one after it was handed to the disk, and only
+    after waiting for its own writeback: dirty pages cannot be dropped."""
+    calls: list[tuple[int, int, int]] = []
+    dropped: list[tuple[int, int]] = []
+
+    def record(fd: int, offset: int, count: int, flags: int) -> int:
+        calls.append((offset >> 20, count >> 20, flags))
+        return 0
+
+    def fadvise(fd: int, offset: int, count: int, advice: int) -> None:
+        assert advice == filesystem.os.POSIX_FADV_DONTNEED
+        dropped.append((offset >> 20, count >> 20))
+
+    monkeypatch.setattr(filesystem, "_sync_file_range", record)
+    monkeypatch.setattr(filesystem, "_WRITEBACK_RUN", 16 << 20)
+    monkeypatch.setattr(filesystem.os, "posix_fadvise", fadvise, raising=False)
+    store = FsBlobStore(tmp_path, cache_uploads=False)
+    writer = await store.upload("runs")
+    mib = b"r" * (1 << 20)
+    for _ in range(40):
+        await writer.write(mib)
+    await writer.close()  # resumed: the next run starts at 40 MiB
+    writer = await store.upload("runs")
+    for _ in range(56):
+        await writer.write(mib)
+    await writer.commit()
+    wait = 1 | 2 | 4  # WAIT_BEFORE | WRITE | WAIT_AFTER
+    assert calls == [
+        (0, 16, 2),
+        (16, 16, 2),
+        (40, 16, 2),  # the resumed writer starts afresh: nothing it did not write is dropped
+        (56, 16, 2),
+        (72, 16, 2),
+        (40, 16, wait),
+    ]
+    assert dropped == [(40, 16)]
+
+
+async def test_an_uncached_upload_fails_when_the_disk_lost_a_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Waiting for a run consumes the file's write error: the commit's fsync would not
+    report it again, so the wait's error must fail the upload itself."""
+    import ctypes
+
+    def failing(fd: int, offset: int, count: int, flags: int) -> int:
+        if flags & 4:
+            ctypes.set_errno(errno.EIO)
+            return -1
+        return 0
+
+    monkeypatch.setattr(filesystem, "_sync_file_range", failing)
+    store = FsBlobStore(tmp_path, cache_uploads=False)
+    writer = await store.upload("lost")
+    mib = b"l" * (1 << 20)
+
+    async def push() -> None:
+        for _ in range(64):
+            await writer.write(mib)
+        await writer.commit()
+
+    with pytest.raises(StorageUnavailable, match="Input/output error"):
+        await push()
+    await writer.abort()
+    assert [b async for b in store.list()] == []

@@ -29,6 +29,17 @@ def test_file_url_and_plain_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert store.root == tmp_path / "relative" / "dir"
 
 
+def test_upload_cache_choice_reaches_the_filesystem_driver(tmp_path: Path) -> None:
+    for url in (str(tmp_path), f"file://{tmp_path}"):
+        store = open_store(url)
+        assert isinstance(store, FsBlobStore)
+        assert store.cache_uploads
+        store = open_store(url, cache_uploads=False)
+        assert isinstance(store, FsBlobStore)
+        assert not store.cache_uploads
+    assert isinstance(open_store("memory://", cache_uploads=False), MemoryBlobStore)
+
+
 def test_memory_url() -> None:
     assert isinstance(open_store("memory://"), MemoryBlobStore)
     assert open_store("memory://") is not open_store("memory://")
