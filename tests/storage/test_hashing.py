@@ -47,3 +47,37 @@ async def test_a_large_chunk_is_written_while_both_hashes_run(
     assert hashes.size == len(data)
     assert hashes.sha256().hex == hashlib.sha256(data).hexdigest()
     assert hashes.blake3().hex == blake3.blake3(data).hexdigest()
+
+
+class _RecordsThread:
+    """A hasher that notes which thread each update ran on."""
+
+    def __init__(self, inner: object, threads: list[int]) -> None:
+        self._inner, self._threads = inner, threads
+
+    def update(self, data: bytes) -> None:
+        self._threads.append(threading.get_ident())
+        self._inner.update(data)  # type: ignore[attr-defined]
+
+    def hexdigest(self) -> str:
+        return self._inner.hexdigest()  # type: ignore[attr-defined, no-any-return]
+
+
+async def test_only_small_chunks_are_hashed_on_the_callers_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Up to INLINE_MAX a thread hop costs more than the hashes; past it, the loop would stall."""
+    threads: list[int] = []
+    new = _hashing._new
+    monkeypatch.setattr(_hashing, "_new", lambda name: _RecordsThread(new(name), threads))
+    hashes = ContentHasher()
+    here = threading.get_ident()
+    await hashes.update(b"s" * _hashing.INLINE_MAX)
+    assert threads == [here, here]
+    threads.clear()
+    await hashes.update(b"l" * (_hashing.INLINE_MAX + 1))
+    assert len(threads) == 2
+    assert here not in threads
+    data = b"s" * _hashing.INLINE_MAX + b"l" * (_hashing.INLINE_MAX + 1)
+    assert hashes.sha256().hex == hashlib.sha256(data).hexdigest()
+    assert hashes.blake3().hex == blake3.blake3(data).hexdigest()
