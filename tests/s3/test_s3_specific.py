@@ -13,7 +13,6 @@ import anyio
 import pytest
 
 from oci.digest import Digest
-from storage._hashing import ContentHasher
 from storage.errors import BlobNotFound, StorageUnavailable
 from storage.s3 import _MAX_PARTS, MAX_BLOB_SIZE, S3BlobStore, _part_span
 
@@ -147,17 +146,10 @@ async def test_redirect_url_is_a_working_presigned_get(s3_store: S3BlobStore) ->
 
 
 async def test_a_part_is_hashed_in_one_piece(
-    s3_store: S3BlobStore, monkeypatch: pytest.MonkeyPatch
+    s3_store: S3BlobStore, hashed_pieces: list[int]
 ) -> None:
     """Small request-body pieces are hashed per part, not one thread hop each."""
-    sizes: list[int] = []
-    update = ContentHasher.update
-
-    async def counted(self: ContentHasher, data: bytes, then: object = None) -> None:
-        sizes.append(len(data))
-        await update(self, data, then)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(ContentHasher, "update", counted)
+    sizes = hashed_pieces
     first = _part_span(0)[1]
     piece = os.urandom(64 << 10)
     count = first // len(piece) + 8  # one full part and 512 KiB of the next

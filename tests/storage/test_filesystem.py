@@ -10,7 +10,6 @@ import pytest
 
 from oci.digest import Digest
 from storage import filesystem
-from storage._hashing import ContentHasher
 from storage.base import BlobInfo, BlobStore
 from storage.errors import StorageUnavailable, UploadNotFound
 from storage.filesystem import FsBlobStore
@@ -141,18 +140,11 @@ async def test_staged_bytes_are_handed_to_the_disk_as_they_arrive(
 
 
 async def test_small_writes_are_hashed_and_written_in_pieces_of_megabytes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, hashed_pieces: list[int]
 ) -> None:
     """Request bodies come in pieces of tens of KiB: one thread hop each would cost more
     than the work, so the writer gathers them (and callers need not)."""
-    sizes: list[int] = []
-    update = ContentHasher.update
-
-    async def counted(self: ContentHasher, data: bytes, then: object = None) -> None:
-        sizes.append(len(data))
-        await update(self, data, then)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(ContentHasher, "update", counted)
+    sizes = hashed_pieces
     store = FsBlobStore(tmp_path)
     writer = await store.upload("pieces")
     piece = b"p" * (16 << 10)

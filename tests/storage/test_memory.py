@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from oci.digest import Digest
-from storage._hashing import ContentHasher
 from storage.base import BlobInfo, BlobStore
 from storage.memory import MemoryBlobStore
 from storage.testing import BlobStoreSuite
@@ -29,16 +28,9 @@ class TestMemoryBlobStore(BlobStoreSuite):
 pytestmark = pytest.mark.anyio
 
 
-async def test_small_writes_are_hashed_in_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_small_writes_are_hashed_in_pieces(hashed_pieces: list[int]) -> None:
     """Request-body pieces are hashed 2 MiB at a time, and the rest at close and commit."""
-    sizes: list[int] = []
-    update = ContentHasher.update
-
-    async def counted(self: ContentHasher, data: bytes, then: object = None) -> None:
-        sizes.append(len(data))
-        await update(self, data, then)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(ContentHasher, "update", counted)
+    sizes = hashed_pieces
     store = MemoryBlobStore()
     piece = b"q" * (16 << 10)
     writer = await store.upload("pieces")
