@@ -1,6 +1,6 @@
 """The benchmark runs end to end at tiny sizes against artifact-store on both
-ASGI servers, so its code cannot rot between the runs that record figures in
-docs/PERFORMANCE.md."""
+ASGI servers and with ``--upload-cache drop``, so its code cannot rot between
+the runs that record figures in docs/PERFORMANCE.md."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def test_quick_bench_measures_every_figure(tmp_path: Path) -> None:
     # The socket load generator: it is the one that runs everywhere (wrk may be absent).
     done = subprocess.run(
         [sys.executable, "-m", "bench.run", "--quick",
-         "--servers", "artifact-store,artifact-store+granian",
+         "--servers", "artifact-store,artifact-store+granian,artifact-store+drop",
          "--load", "socket", "--json", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
@@ -41,7 +41,7 @@ def test_quick_bench_measures_every_figure(tmp_path: Path) -> None:
         "peak_rss",
     }
     for metric in result["metrics"]:
-        for server in ("artifact-store", "artifact-store+granian"):
+        for server in ("artifact-store", "artifact-store+granian", "artifact-store+drop"):
             # RSS may not rise at all while a tiny blob streams through.
             assert metric["medians"][server] > 0 or metric["key"] == "rss_stream", metric
     assert result["tools"] == {"manifest_get": "socket x2", "blob_head": "socket x2"}
