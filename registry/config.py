@@ -156,12 +156,10 @@ def load_settings(
             values[name] = _coerce(name, value)
     settings = Settings(**values)
     parse_listen(settings.listen)
-    if settings.server not in SERVERS:
-        raise ConfigError(f"server must be one of {', '.join(SERVERS)}, got {settings.server!r}")
-    if settings.upload_cache not in UPLOAD_CACHE:
-        raise ConfigError(
-            f"upload_cache must be one of {', '.join(UPLOAD_CACHE)}, got {settings.upload_cache!r}"
-        )
+    for name, choices in (("server", SERVERS), ("upload_cache", UPLOAD_CACHE)):
+        value = getattr(settings, name)
+        if value not in choices:
+            raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
     return settings
 
 

@@ -128,8 +128,9 @@ def _drop_behind(fd: int, offset: int, count: int) -> None:
     guest memory on first touch, writing into such pages ran at 324-389
     MiB/s, and writing into pages just given back this way at 1,415-1,652
     MiB/s (docs/PERFORMANCE.md). The run before the one just started is
-    still on its way; the one before that is waited for and dropped, so an
-    upload's last two or three runs stay cached. The price: the first read of
+    still on its way; the one before that is waited for and dropped, so the
+    last two or three runs a writer wrote stay cached (a writer lasts one
+    request: of 1 GiB pushed in 64 MiB PATCHes, 128 MiB). The price: the first read of
     the rest comes from disk (``FsBlobStore(cache_uploads=False)``; off by
     default).
 

@@ -170,9 +170,7 @@ def _resident(path: Path, start: int, end: int) -> float:
         libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
         if libc.mincore(ctypes.c_void_p(address), ctypes.c_size_t(end - start), vector) != 0:
             raise OSError(ctypes.get_errno(), "mincore")
-        resident = sum(byte & 1 for byte in vector)
-        del address  # no export of ``mapped`` may outlive it
-        return resident / pages
+        return sum(byte & 1 for byte in vector) / pages
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="page-cache control is Linux's")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Callable
 
 import blake3
 import pytest
@@ -14,18 +15,27 @@ from storage._hashing import PARALLEL_MIN, ContentHasher
 pytestmark = pytest.mark.anyio
 
 
-class _WaitsFor:
-    """A hasher whose update cannot finish until ``event`` is set (or 5 s pass)."""
+class _Spy:
+    """A hasher that calls ``before`` ahead of each update it passes on to ``inner``."""
 
-    def __init__(self, inner: object, event: threading.Event) -> None:
-        self._inner, self._event = inner, event
+    def __init__(self, inner: object, before: Callable[[], object]) -> None:
+        self._inner, self._before = inner, before
 
     def update(self, data: bytes) -> None:
-        assert self._event.wait(5), "the blocking work did not run alongside this hash"
+        self._before()
         self._inner.update(data)  # type: ignore[attr-defined]
 
     def hexdigest(self) -> str:
         return self._inner.hexdigest()  # type: ignore[attr-defined, no-any-return]
+
+
+def _waits_for(event: threading.Event) -> Callable[[], None]:
+    """An update hook that cannot finish until ``event`` is set (or 5 s pass)."""
+
+    def wait() -> None:
+        assert event.wait(5), "the blocking work did not run alongside this hash"
+
+    return wait
 
 
 @pytest.mark.parametrize("algorithm", ["sha256", "blake3"])
@@ -38,7 +48,7 @@ async def test_a_large_chunk_is_written_while_both_hashes_run(
 
     def waiting(name: str) -> object:
         hasher = new(name)
-        return _WaitsFor(hasher, written) if name == algorithm else hasher
+        return _Spy(hasher, _waits_for(written)) if name == algorithm else hasher
 
     monkeypatch.setattr(_hashing, "_new", waiting)
     hashes = ContentHasher()
@@ -49,27 +59,17 @@ async def test_a_large_chunk_is_written_while_both_hashes_run(
     assert hashes.blake3().hex == blake3.blake3(data).hexdigest()
 
 
-class _RecordsThread:
-    """A hasher that notes which thread each update ran on."""
-
-    def __init__(self, inner: object, threads: list[int]) -> None:
-        self._inner, self._threads = inner, threads
-
-    def update(self, data: bytes) -> None:
-        self._threads.append(threading.get_ident())
-        self._inner.update(data)  # type: ignore[attr-defined]
-
-    def hexdigest(self) -> str:
-        return self._inner.hexdigest()  # type: ignore[attr-defined, no-any-return]
-
-
 async def test_only_small_chunks_are_hashed_on_the_callers_thread(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Up to INLINE_MAX a thread hop costs more than the hashes; past it, the loop would stall."""
     threads: list[int] = []
     new = _hashing._new
-    monkeypatch.setattr(_hashing, "_new", lambda name: _RecordsThread(new(name), threads))
+
+    def record() -> None:
+        threads.append(threading.get_ident())
+
+    monkeypatch.setattr(_hashing, "_new", lambda name: _Spy(new(name), record))
     hashes = ContentHasher()
     here = threading.get_ident()
     await hashes.update(b"s" * _hashing.INLINE_MAX)
