@@ -360,7 +360,8 @@ async def patch_upload(request: Request) -> Response:
             actor=actor(request),
         )
     except RangeNotSatisfiable as exc:
-        exc.headers.update(_upload_headers(request, name, upload.id, upload.offset))
+        # A Range the service set is the staged offset, which the record may lag.
+        exc.headers = {**_upload_headers(request, name, upload.id, upload.offset), **exc.headers}
         raise
     return Response(b"", 202, headers=_upload_headers(request, name, upload.id, offset))
 

@@ -56,6 +56,44 @@ async def get_upload(registry: Registry, repo: str, upload_id: str) -> UploadRec
     return upload
 
 
+async def _open(registry: Registry, upload: UploadRecord, *, actor: str) -> BlobWriter:
+    """The session's writer, with the recorded offset brought to the staged bytes.
+
+    The staged bytes are the truth. They can run ahead of the recorded
+    offset (the process died while a chunk arrived, after some of it was
+    staged and before its offset was recorded) or, after a power loss on a
+    store that lost what it had not yet synced, fall behind it. Either way the
+    offset is recorded afresh here, so the ``Range`` of a 416 and of a later
+    status request (GET) tells the client where to resume.
+    """
+    writer = await registry.blobs.upload(upload.id)
+    if writer.offset != upload.offset:
+        try:
+            await registry.meta.progress_upload(upload.id, writer.offset, actor=actor)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await writer.close()
+            raise
+    return writer
+
+
+async def _close_and_record(
+    registry: Registry, upload: UploadRecord, writer: BlobWriter, start: int, *, actor: str
+) -> None:
+    """After a failed chunk: close ``writer`` (its bytes become durable), then record its offset.
+
+    In that order, a recorded offset never names bytes a crash could still
+    take away. If the close fails too, nothing is recorded: what reached the
+    store is unknown, and the next writer's ``_open`` finds out.
+    """
+    try:
+        await writer.close()
+    except Exception:
+        return
+    if writer.offset != start:
+        await registry.meta.progress_upload(upload.id, writer.offset, actor=actor)
+
+
 async def _write_chunk(
     registry: Registry,
     upload: UploadRecord,
@@ -68,7 +106,7 @@ async def _write_chunk(
     """Stream ``body`` into ``writer``; on failure the recorded offset follows the staged bytes.
 
     Whatever arrived stays staged even when the chunk turns out short, long
-    or cut off, and the metadata offset is moved to match, so a client that
+    or cut off, and the recorded offset is moved to match, so a client that
     asks for the upload's status (GET, ``Range``) resumes from the truth:
     https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#pushing-a-blob-in-chunks
     On success the caller records the offset (PATCH) or ends the session with
@@ -85,9 +123,8 @@ async def _write_chunk(
                 detail={"received": received, "announced": announced},
             )
     except BaseException:
-        if writer.offset != start:
-            with anyio.CancelScope(shield=True):
-                await registry.meta.progress_upload(upload.id, writer.offset, actor=actor)
+        with anyio.CancelScope(shield=True):
+            await _close_and_record(registry, upload, writer, start, actor=actor)
         raise
 
 
@@ -101,16 +138,19 @@ async def append(
     actor: str,
 ) -> int:
     """Append a chunk; returns the new offset. A wrong start is 416 and changes nothing."""
-    writer = await registry.blobs.upload(upload.id)
+    writer = await _open(registry, upload, actor=actor)
     try:
         plan = plan_chunk(writer.offset, content_range, content_length)
         start = writer.offset
         await _write_chunk(registry, upload, writer, body, plan.length, actor=actor)
-        if writer.offset != start:
-            await registry.meta.progress_upload(upload.id, writer.offset, actor=actor)
-        return writer.offset
-    finally:
-        await writer.close()
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await writer.close()
+        raise
+    await writer.close()  # the chunk is durable before its offset is recorded and acknowledged
+    if writer.offset != start:
+        await registry.meta.progress_upload(upload.id, writer.offset, actor=actor)
+    return writer.offset
 
 
 async def finish_upload(
@@ -124,7 +164,7 @@ async def finish_upload(
     actor: str,
 ) -> BlobInfo:
     """Append the final chunk (if any), verify the digest, commit and link the blob."""
-    writer = await registry.blobs.upload(upload.id)
+    writer = await _open(registry, upload, actor=actor)
     try:
         plan = plan_chunk(writer.offset, content_range, content_length)
         await _write_chunk(registry, upload, writer, body, plan.length, actor=actor)

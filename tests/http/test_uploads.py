@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from oci.digest import Digest
 from registry.config import Settings
 from registry.service.registry import expire_uploads
+from storage.filesystem import _FsWriter
 from tests.http._oci import error_code, random_blob
 from tests.http.conftest import Served
 
@@ -265,3 +267,90 @@ async def test_staging_no_session_owns_is_removed_once_idle(served: Served) -> N
     status = await served.client.get(location)
     assert status.status_code == 204
     assert status.headers["Range"] == "0-25"
+
+
+async def _patched(served: Served, location: str, data: bytes, start: int) -> httpx.Response:
+    return await served.client.patch(
+        location, content=data, headers={"Content-Range": f"{start}-{start + len(data) - 1}"}
+    )
+
+
+@pytest.mark.anyio
+async def test_bytes_staged_but_never_recorded_are_where_the_client_resumes(
+    served: Served,
+) -> None:
+    """The process died while a chunk arrived: part of it staged, its offset not recorded."""
+    blob = random_blob(3000)
+    location = await _start(served.client)
+    assert (await _patched(served, location, blob.data[:1000], 0)).status_code == 202
+    (staged,) = _staged(served)
+    with staged.open("ab") as file:  # what reached the disk before the crash
+        file.write(blob.data[1000:1500])
+
+    response = await _patched(served, location, blob.data[1000:2000], 1000)
+    assert response.status_code == 416
+    assert response.headers["Range"] == "0-1499"  # the staged bytes, not the stale record
+    status = await served.client.get(location)
+    assert status.headers["Range"] == "0-1499"
+    response = await _patched(served, location, blob.data[1500:], 1500)
+    assert response.status_code == 202
+    assert response.headers["Range"] == "0-2999"
+    response = await served.client.put(location, params={"digest": str(blob.digest)})
+    assert response.status_code == 201, response.text
+    assert await _content(served.client, blob.digest) == blob.data
+
+
+@pytest.mark.anyio
+async def test_a_record_ahead_of_the_staged_bytes_falls_back_to_them(served: Served) -> None:
+    """A store that lost unsynced bytes in a power cut: the record names more than is there."""
+    blob = random_blob(3000)
+    location = await _start(served.client)
+    assert (await _patched(served, location, blob.data[:1000], 0)).status_code == 202
+    (staged,) = _staged(served)
+    os.truncate(staged, 600)
+
+    response = await _patched(served, location, blob.data[1000:2000], 1000)
+    assert response.status_code == 416
+    assert response.headers["Range"] == "0-599"
+    assert (await served.client.get(location)).headers["Range"] == "0-599"
+    assert (await _patched(served, location, blob.data[600:], 600)).status_code == 202
+    response = await served.client.put(location, params={"digest": str(blob.digest)})
+    assert response.status_code == 201, response.text
+    assert await _content(served.client, blob.digest) == blob.data
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("chunk", ["whole", "cut short"])
+async def test_an_offset_is_recorded_only_once_its_bytes_are_durable(
+    served: Served, monkeypatch: pytest.MonkeyPatch, chunk: str
+) -> None:
+    """The writer's close (the fsync) comes before the offset is recorded, even on failure."""
+    steps: list[str] = []
+    close, progress = _FsWriter.close, served.registry.meta.progress_upload
+
+    async def closing(writer: _FsWriter) -> None:
+        await close(writer)
+        steps.append("durable")
+
+    async def recording(upload_id: str, offset: int, *, actor: str) -> None:
+        steps.append(f"recorded {offset}")
+        await progress(upload_id, offset, actor=actor)
+
+    monkeypatch.setattr(_FsWriter, "close", closing)
+    monkeypatch.setattr(served.registry.meta, "progress_upload", recording)
+    location = await _start(served.client)
+    if chunk == "whole":
+        response = await _patched(served, location, b"x" * 1000, 0)
+        assert response.status_code == 202
+    else:
+
+        async def short() -> AsyncIterator[bytes]:
+            yield b"x" * 1000  # of the 2,000 bytes the Content-Range announces
+
+        response = await served.client.patch(
+            location, content=short(), headers={"Content-Range": "0-1999"}
+        )
+        assert response.status_code == 400
+        assert error_code(response) == "SIZE_INVALID"
+    assert steps[:2] == ["durable", "recorded 1000"]
+    assert (await served.client.get(location)).headers["Range"] == "0-999"
