@@ -128,11 +128,10 @@ def _drop_behind(fd: int, offset: int, count: int) -> None:
     guest memory on first touch, writing into such pages ran at 324-389
     MiB/s, and writing into pages just given back this way at 1,415-1,652
     MiB/s (docs/PERFORMANCE.md). The run before the one just started is
-    still on its way; the one before that is waited for and dropped, so the
-    last two or three runs a writer wrote stay cached (a writer lasts one
-    request: of 1 GiB pushed in 64 MiB PATCHes, 128 MiB). The price: the first read of
-    the rest comes from disk (``FsBlobStore(cache_uploads=False)``; off by
-    default).
+    still on its way; the one before that is waited for and dropped. The
+    last two or three runs stay cached until the writer's fsync at close
+    (``_fsync``) drops them. The price: the first read of the blob comes
+    from disk (``FsBlobStore(cache_uploads=False)``; off by default).
 
     The wait reports a write error once per open file, and the commit's
     fsync on this file would not see it again: it is raised here, so the
@@ -145,6 +144,18 @@ def _drop_behind(fd: int, offset: int, count: int) -> None:
         error = ctypes.get_errno()
         raise OSError(error, os.strerror(error))
     os.posix_fadvise(fd, offset, count, os.POSIX_FADV_DONTNEED)
+
+
+def _fsync(fd: int, drop_from: int | None) -> None:
+    """fsync ``fd``; then, if ``drop_from`` is given, drop the file from there on from memory.
+
+    Once synced every page is clean, so nothing needs waiting for: an
+    uncached upload's last runs leave memory when its writer closes, and a
+    push in PATCHes keeps no more cached than a monolithic one.
+    """
+    os.fsync(fd)
+    if drop_from is not None:
+        os.posix_fadvise(fd, drop_from, 0, os.POSIX_FADV_DONTNEED)
 
 
 def _unavailable(exc: OSError) -> StorageUnavailable:
@@ -554,7 +565,8 @@ class _FsWriter:
             if not self._broken:
                 await self._flush()
             await self._settle()
-            await _io(os.fsync, fd)
+            uncached = not self._store.cache_uploads and _sync_file_range is not None
+            await _io(_fsync, fd, self._cached_from if uncached else None)
         finally:
             await self._drain()
             self._fd = None
