@@ -31,7 +31,7 @@ writer loads it back (it is smaller than one part) and overwrites it once it
 is full, so every part but the last is at least S3's 5 MiB minimum.
 
 Commit verifies the hashes first, then composes the parts server-side
-(UploadPartCopy per part, then CompleteMultipartUpload) straight into
+(UploadPartCopy per part, eight at a time, then CompleteMultipartUpload) straight into
 ``blobs/sha256/<hex>``: S3 makes the object visible only when the multipart
 upload completes, so a reader never sees partial content, and a failed compose
 is aborted and leaves nothing. Each copy carries ``x-amz-copy-source-if-match``
@@ -48,6 +48,7 @@ repeat. What is still failing afterwards becomes ``StorageUnavailable``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import os
@@ -85,6 +86,8 @@ _PARTS_PER_TIER = 1000
 _TIERS = 5  # 8, 16, 32, 64, 128 MiB
 _MAX_PARTS = 10_000  # S3 multipart limit
 _READ_CHUNK = 1 * MiB
+# Part copies a commit keeps in flight (see ``_copy_parts``).
+_COPIES = 8
 _CACHE_MAX = 4096  # hash states kept for closed sessions (a few KiB each)
 _ATTEMPTS = 6
 _BACKOFF_BASE = 0.1
@@ -542,11 +545,15 @@ async def _empty() -> AsyncIterator[bytes]:
 
 
 class _S3Writer:
-    """One open session: full parts already in the bucket, plus at most one part in memory.
+    """One open session: full parts already in the bucket, one filling in memory, one being PUT.
 
     The part in memory is hashed as a whole when it is stored, one thread hop
     per part rather than one per request-body piece; the bytes reloaded into
-    it by ``upload`` (a short tail part) are hashed already.
+    it by ``upload`` (a short tail part) are hashed already. Its PUT runs
+    while the next part arrives (one deep: the next flush, close and commit
+    wait for it, and its error surfaces there), so the request body keeps
+    flowing while the object store works. (A task, not a task group: a
+    writer outlives any one call. The server runs on asyncio.)
     """
 
     def __init__(
@@ -565,6 +572,7 @@ class _S3Writer:
         self._buffer = buffer
         self._hashed = len(buffer)  # the buffer's bytes before this are in the hashes
         self._start = sum(p.size for p in parts)  # offset of the buffer's first byte
+        self._storing: asyncio.Future[None] | None = None  # the part being PUT, if any
         self.offset = hashes.size
 
     def _take(self) -> ContentHasher:
@@ -602,16 +610,41 @@ class _S3Writer:
         if not self._buffer:
             return
         await hashes.update_tail(self._buffer, self._hashed)
-        data, self._buffer, self._hashed = bytes(self._buffer), bytearray(), 0  # hold one part
-        self._etag = await self._store._put(self._key(self._start), data)
-        self._parts.append(_Part(self._start, len(data), self._etag))
+        data, self._buffer, self._hashed = bytes(self._buffer), bytearray(), 0
+        await self._settle()  # one part in flight at a time, so parts land in order
+        self._storing = asyncio.ensure_future(self._store_part(self._start, data))
         self._start += len(data)
+
+    async def _store_part(self, start: int, data: bytes) -> None:
+        etag = await self._store._put(self._key(start), data)
+        self._parts.append(_Part(start, len(data), etag))
+        self._etag = etag
+
+    async def _settle(self) -> None:
+        """Wait until the part in flight is stored; its error is raised here."""
+        task, self._storing = self._storing, None
+        if task is not None:
+            await task
+
+    async def _drain(self) -> None:
+        """Wait for the part in flight whatever happens to us; its error is dropped."""
+        task, self._storing = self._storing, None
+        if task is not None:
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait([task])
+            if not task.cancelled():
+                task.exception()  # retrieved: the session is broken or being discarded
 
     async def close(self) -> None:
         if self._hashes is None:
+            await self._drain()
             return  # ended, or broken: what reached the bucket stays, to be re-hashed
         hashes = self._take()
-        await self._flush(hashes)
+        try:
+            await self._flush(hashes)
+            await self._settle()
+        finally:
+            await self._drain()
         cache = self._store._hash_cache
         cache[self.upload_id] = (hashes, self._etag)
         if len(cache) > _CACHE_MAX:  # sessions resumed elsewhere or expired: forget the oldest
@@ -619,12 +652,17 @@ class _S3Writer:
 
     async def abort(self) -> None:
         self._hashes = None
+        await self._drain()  # or the part in flight could land after the discard
         await self._store.discard_upload(self.upload_id)
 
     async def commit(self, expected: Digest | None = None) -> BlobInfo:
         hashes = self._take()
         store = self._store
-        await self._flush(hashes)
+        try:
+            await self._flush(hashes)
+            await self._settle()
+        finally:
+            await self._drain()
         sha256, blake3 = hashes.sha256(), hashes.blake3()
         aliases = {"blake3": blake3}
         if expected is not None:
@@ -654,6 +692,42 @@ class _S3Writer:
         await store.discard_upload(self.upload_id)
         return BlobInfo(sha256, blake3, hashes.size)
 
+    async def _copy_parts(self, key: str, upload: str, what: str) -> list[Part]:
+        """UploadPartCopy of every staged part into ``upload``, ``_COPIES`` at a time.
+
+        Each copy is one request the object store serves on its own, so one
+        at a time leaves it idle between them. The first failure stops the
+        workers and is raised (unwrapped, as a StorageUnavailable).
+        """
+        store, client, bucket = self._store, self._store._client, self._store._bucket
+        etags: list[str] = [""] * len(self._parts)
+        todo = iter(enumerate(self._parts))
+        errors: list[Exception] = []
+
+        async def worker() -> None:
+            for index, part in todo:  # shared: each part is taken by one worker
+                if errors:
+                    return
+                source = ComposeSource(
+                    bucket,
+                    self._key(part.offset),
+                    match_etag=part.etag,  # the bytes we hashed, or the copy fails
+                )
+                headers: DictType = dict(source.gen_copy_headers())
+                copy = partial(client._upload_part_copy, bucket, key, upload, index + 1, headers)
+                try:
+                    etags[index], _ = await store._call(copy, what)
+                except Exception as exc:  # re-raised below, unwrapped
+                    errors.append(exc)
+                    return
+
+        async with anyio.create_task_group() as group:
+            for _ in range(min(_COPIES, len(self._parts))):
+                group.start_soon(worker)
+        if errors:
+            raise errors[0]
+        return [Part(number, etag) for number, etag in enumerate(etags, start=1)]
+
     async def _staged_bytes(self) -> AsyncIterator[bytes]:
         for part in self._parts:
             async for chunk in await self._store._stream(self._key(part.offset), 0, part.size):
@@ -677,18 +751,7 @@ class _S3Writer:
             lambda: client._create_multipart_upload(bucket, key, dict(metadata)), what
         )
         try:
-            done: list[Part] = []
-            for number, part in enumerate(self._parts, start=1):
-                source = ComposeSource(
-                    bucket,
-                    self._key(part.offset),
-                    match_etag=part.etag,  # the bytes we hashed, or the copy fails
-                )
-                headers: DictType = dict(source.gen_copy_headers())
-                etag, _ = await store._call(
-                    partial(client._upload_part_copy, bucket, key, upload, number, headers), what
-                )
-                done.append(Part(number, etag))
+            done = await self._copy_parts(key, upload, what)
             await store._call(
                 lambda: client._complete_multipart_upload(bucket, key, upload, done), what
             )

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
+import time
 import urllib.request
 
 import anyio
@@ -109,9 +111,10 @@ async def test_commit_fails_and_publishes_nothing_when_parts_change_underneath(
     s3_store: S3BlobStore, s3_store_url: str
 ) -> None:
     other = S3BlobStore.from_url(s3_store_url)
-    mine = b"m" * (9 * MiB)
+    mine = b"m" * (17 * MiB)
     writer = await s3_store.upload("u3")
-    await writer.write(mine)  # part 0 (8 MiB) is stored, hashed by this writer
+    # part 0 (8 MiB) is stored, hashed by this writer: storing part 1 waited for it
+    await writer.write(mine)
     await other.discard_upload("u3")
     await _put(other, "u3", b"x" * (9 * MiB))
     with pytest.raises(StorageUnavailable):
@@ -162,4 +165,62 @@ async def test_a_part_is_hashed_in_one_piece(
     info = await writer.commit(Digest.compute(piece * (count + 1), "sha256"))
     assert info.size == len(piece) * (count + 1)
     assert sizes == [first, 8 * len(piece), len(piece)]
+    await s3_store.delete(info.sha256)
+
+
+async def test_the_next_part_arrives_while_a_part_is_stored(
+    s3_store: S3BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A part's PUT runs while the writer takes the next bytes; close waits for it."""
+    put, landed = s3_store._put, anyio.Event()
+    release = anyio.Event()
+
+    async def slow_put(key: str, data: bytes, metadata: dict[str, str] | None = None) -> str:
+        if len(data) == _part_span(0)[1]:
+            await release.wait()
+        etag = await put(key, data, metadata)
+        if len(data) == _part_span(0)[1]:
+            landed.set()
+        return etag
+
+    monkeypatch.setattr(s3_store, "_put", slow_put)
+    data = os.urandom(10 * MiB)
+    writer = await s3_store.upload("overlap")
+    with anyio.fail_after(10):
+        await writer.write(data[: 8 * MiB])  # part 0 full: its PUT starts, and is held
+        await writer.write(data[8 * MiB :])  # taken while part 0 is still on its way
+    assert not landed.is_set()
+    release.set()
+    info = await writer.commit(Digest.compute(data))
+    assert landed.is_set()
+    assert info.size == len(data)
+    await s3_store.delete(info.sha256)
+
+
+async def test_a_commit_copies_parts_several_at_a_time(
+    s3_store: S3BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = s3_store._client
+    copy, running, most, lock = client._upload_part_copy, 0, 0, threading.Lock()
+
+    def counting(*args: object, **kwargs: object) -> object:  # in worker threads
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        try:
+            time.sleep(0.05)  # long enough for the others to start
+            return copy(*args, **kwargs)  # type: ignore[arg-type]
+        finally:
+            with lock:
+                running -= 1
+
+    monkeypatch.setattr(client, "_upload_part_copy", counting)
+    data = os.urandom(33 * MiB)  # four full parts and a tail
+    writer = await s3_store.upload("copies")
+    await writer.write(data)
+    info = await writer.commit(Digest.compute(data))
+    assert most >= 4
+    content = b"".join([chunk async for chunk in await s3_store.read(info.sha256)])
+    assert content == data
     await s3_store.delete(info.sha256)
