@@ -71,7 +71,7 @@ async def _open(registry: Registry, upload: UploadRecord, *, actor: str) -> Blob
         try:
             await registry.meta.progress_upload(upload.id, writer.offset, actor=actor)
         except BaseException:
-            with anyio.CancelScope(shield=True):
+            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
                 await writer.close()
             raise
     return writer
@@ -144,8 +144,8 @@ async def append(
         start = writer.offset
         await _write_chunk(registry, upload, writer, body, plan.length, actor=actor)
     except BaseException:
-        with anyio.CancelScope(shield=True):
-            await writer.close()
+        with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+            await writer.close()  # the chunk's own error is the one to report
         raise
     await writer.close()  # the chunk is durable before its offset is recorded and acknowledged
     if writer.offset != start:
