@@ -13,16 +13,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.clients._daemon import daemon, succeeds
 from tests.clients._layout import DOCKER_MANIFEST, OCI_MANIFEST, build_image, run
 from tests.clients.conftest import Registry
 
@@ -56,36 +54,15 @@ def ctr(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ctr]:
     socket = run_dir / "sock"
     config = home / "config.toml"
     config.write_text(_CONFIG.format(root=home / "root", state=run_dir / "state", socket=socket))
-    log = (home / "containerd.log").open("wb")
-    daemon = subprocess.Popen(
-        ["containerd", "--config", str(config)], stdout=log, stderr=subprocess.STDOUT
-    )
 
     def ctr(*args: str, namespace: str = "default") -> str:
         return run("ctr", "--address", str(socket), "--namespace", namespace, *args)
 
+    argv = ["containerd", "--config", str(config)]
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                ctr("version")
-                break
-            except AssertionError:
-                if daemon.poll() is not None or time.monotonic() > deadline:
-                    log.flush()
-                    pytest.fail(
-                        f"containerd did not start:\n{(home / 'containerd.log').read_text()}"
-                    )
-                time.sleep(0.2)
-        yield ctr
+        with daemon(argv, home / "containerd.log", succeeds(lambda: ctr("version"))):
+            yield ctr
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
-        log.close()
         shutil.rmtree(run_dir, ignore_errors=True)
 
 

@@ -14,17 +14,16 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import signal
 import subprocess
 import tarfile
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.clients._daemon import daemon, succeeds
 from tests.clients._layout import build_image, run
 from tests.clients.conftest import Registry
 
@@ -39,14 +38,12 @@ def docker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Docker]:
     # Unix socket paths must fit in 108 bytes; pytest's temporary paths may not.
     run_dir = Path(tempfile.mkdtemp(prefix="dkd-"))
     host = f"unix://{run_dir / 'sock'}"
-    log = (home / "dockerd.log").open("wb")
-    daemon = subprocess.Popen(
-        ["dockerd", "--host", host, "--data-root", str(home / "root"),
-         "--exec-root", str(run_dir / "exec"), "--pidfile", str(run_dir / "pid"),
-         "--storage-driver", "vfs", "--bridge", "none", "--iptables=false",
-         "--ip6tables=false", "--ip-masq=false"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    argv = [
+        "dockerd", "--host", host, "--data-root", str(home / "root"),
+        "--exec-root", str(run_dir / "exec"), "--pidfile", str(run_dir / "pid"),
+        "--storage-driver", "vfs", "--bridge", "none", "--iptables=false",
+        "--ip6tables=false", "--ip-masq=false",
+    ]  # fmt: skip
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home)}
 
     def docker(*args: str, stdin: bytes | None = None) -> str:
@@ -60,25 +57,9 @@ def docker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Docker]:
         return done.stdout.decode()
 
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                docker("version")
-                break
-            except AssertionError:
-                if daemon.poll() is not None or time.monotonic() > deadline:
-                    log.flush()
-                    pytest.fail(f"dockerd did not start:\n{(home / 'dockerd.log').read_text()}")
-                time.sleep(0.3)
-        yield docker
+        with daemon(argv, home / "dockerd.log", succeeds(lambda: docker("version"))):
+            yield docker
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(daemon.pid, signal.SIGKILL)
-            daemon.wait()
-        log.close()
         shutil.rmtree(run_dir, ignore_errors=True)
         shutil.rmtree(home / "root", ignore_errors=True)
 
