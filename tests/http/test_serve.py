@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -198,3 +200,60 @@ async def test_conformance_against_the_served_process(tmp_path: Path, server: st
         results = await run_checks(url)
     assert len(results) > 30
     assert mismatches(results) == []
+
+
+def test_a_push_resumes_after_the_server_is_killed_mid_chunk(tmp_path: Path) -> None:
+    """SIGKILL while a PATCH streams in: bytes were staged but their offset never recorded.
+    After a restart the client is told the staged size (416, then status) and finishes."""
+    mib = 1 << 20
+    data = os.urandom(16 * mib)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = ["--listen", f"127.0.0.1:{port}", "--data-dir", str(tmp_path / "d")]
+    with serving(args, url, tmp_path) as process:
+        location = httpx.post(f"{url}/v2/crash/app/blobs/uploads/").headers["Location"]
+        done = httpx.patch(
+            location, content=data[: 4 * mib], headers={"Content-Range": f"0-{4 * mib - 1}"}
+        )
+        assert done.status_code == 202
+        staged = [
+            p for p in (tmp_path / "d").rglob("*") if p.is_file() and p.stat().st_size == 4 * mib
+        ]
+        assert len(staged) == 1
+
+        def half_a_chunk() -> Iterator[bytes]:
+            yield data[4 * mib : 10 * mib]
+            deadline = time.monotonic() + 30
+            while staged[0].stat().st_size < 8 * mib:  # two of the six MiB reached the file
+                assert time.monotonic() < deadline, "the chunk never reached the staged file"
+                time.sleep(0.05)
+            process.kill()  # no finally blocks, no flushes: as a power cut would leave the process
+            process.wait()
+            yield b""
+
+        with pytest.raises(httpx.TransportError):
+            httpx.patch(
+                location,
+                content=half_a_chunk(),
+                headers={"Content-Range": f"{4 * mib}-{12 * mib - 1}"},
+            )
+    kept = staged[0].stat().st_size
+    assert kept > 4 * mib
+
+    with serving(args, url, tmp_path):
+        assert httpx.get(location).headers["Range"] == f"0-{4 * mib - 1}"  # the record lags
+        retry = httpx.patch(  # a small chunk: the 416 comes before the body is read
+            location,
+            content=data[4 * mib : 5 * mib],
+            headers={"Content-Range": f"{4 * mib}-{5 * mib - 1}"},
+        )
+        assert retry.status_code == 416
+        assert retry.headers["Range"] == f"0-{kept - 1}"  # the staged bytes: resume from there
+        assert httpx.get(location).headers["Range"] == f"0-{kept - 1}"
+        rest = httpx.patch(
+            location, content=data[kept:], headers={"Content-Range": f"{kept}-{16 * mib - 1}"}
+        )
+        assert rest.status_code == 202
+        digest = Digest.compute(data)
+        assert httpx.put(location, params={"digest": str(digest)}).status_code == 201
+        assert httpx.get(f"{url}/v2/crash/app/blobs/{digest}").content == data
