@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from tests.clients._daemon import daemon, succeeds
-from tests.clients._layout import build_image, run
+from tests.clients._layout import add_index, build_image, run
 from tests.clients.conftest import Registry
 
 pytestmark = pytest.mark.clients
@@ -111,4 +111,22 @@ def test_docker_uploads_a_layer_it_made_and_pulls_it_back(
     assert _image_id(docker, ref) == image_id
     listed = http.get(f"/v2/{repo}/tags/list")
     assert listed.json()["tags"] == ["imported"]
+    docker("rmi", ref)
+
+
+def test_docker_pulls_its_own_platform_from_an_index(
+    docker: Docker, registry: Registry, repo: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "layout"
+    build_image(path, "amd64", {"/arch": b"amd64\n"}, architecture="amd64")
+    layout = build_image(path, "arm64", {"/arch": b"arm64\n"}, architecture="arm64")
+    add_index(layout, "multi", {"amd64": "amd64", "arm64": "arm64"})
+    run("skopeo", "--insecure-policy", "copy", "--all", "--dest-tls-verify=false",
+        f"oci:{layout.path}:multi", registry.ref(repo, "multi"))  # fmt: skip
+    ref = f"{registry.address}/{repo}:multi"
+    docker("pull", "--platform", "linux/arm64", ref)
+    assert _image_id(docker, ref) == layout.manifest("arm64")["config"]["digest"]
+    docker("rmi", ref)
+    docker("pull", "--platform", "linux/amd64", ref)
+    assert _image_id(docker, ref) == layout.manifest("amd64")["config"]["digest"]
     docker("rmi", ref)
