@@ -19,6 +19,7 @@ from registry.config import Settings
 from registry.events import WriteNotifier, running_events
 from registry.events.http import routes as event_routes
 from registry.http._listing import TagListCache
+from registry.http._unread import CloseOnUnreadBody
 from registry.http.errors import exception_handlers
 from registry.http.holds import routes as hold_routes
 from registry.http.retention import routes as retention_routes
@@ -92,6 +93,7 @@ def create_app(
         ],
         exception_handlers=exception_handlers,
         middleware=[
+            Middleware(CloseOnUnreadBody),
             *([Middleware(AuthMiddleware)] if settings.auth else []),
             Middleware(WriteNotifier),
         ],

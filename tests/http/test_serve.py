@@ -257,3 +257,25 @@ def test_a_push_resumes_after_the_server_is_killed_mid_chunk(tmp_path: Path) -> 
         digest = Digest.compute(data)
         assert httpx.put(location, params={"digest": str(digest)}).status_code == 201
         assert httpx.get(f"{url}/v2/crash/app/blobs/{digest}").content == data
+
+
+@pytest.mark.parametrize("server", ["hypercorn", "granian"])
+def test_an_early_error_reaches_a_client_still_sending_its_body(
+    tmp_path: Path, server: str
+) -> None:
+    """A 64 MiB PATCH to an unknown upload: the 404 is sent before the body is read. Python
+    clients send the whole body before reading; they must still get the error, promptly."""
+    body = os.urandom(64 << 20)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = ["--listen", f"127.0.0.1:{port}", "--data-dir", str(tmp_path / "d")]
+    env = {"ARTIFACT_STORE_SERVER": server}
+    with serving(args, url, tmp_path, env), httpx.Client(timeout=10) as client:
+        response = client.patch(f"{url}/v2/a/b/blobs/uploads/unknown", content=body)
+        assert response.status_code == 404
+        assert response.json()["errors"][0]["code"] == "BLOB_UPLOAD_UNKNOWN"
+        # A request whose body was read keeps its connection.
+        location = client.post(f"{url}/v2/a/b/blobs/uploads/").headers["Location"]
+        chunk = client.patch(location, content=body[: 1 << 20])
+        assert chunk.status_code == 202
+        assert chunk.headers.get("connection", "keep-alive") != "close"

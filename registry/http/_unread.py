@@ -1,0 +1,77 @@
+"""ASGI middleware: an HTTP/1.1 response sent before its request's body was read ends the
+connection.
+
+A registry answers many requests before reading their bodies: a PATCH to an
+unknown or expired upload, a push to a malformed name, a 416, a 401 or 403
+from the auth layer. The client may still be sending megabytes. If the
+connection stayed open, the server would stop reading once its buffers fill
+and a client that sends the whole body before reading the answer (Python's
+requests and httpx do) would block until its timeout without ever seeing
+the error: Hypercorn behaved so (a 64 MiB PATCH to an unknown upload: 20 s,
+then a timeout, where distribution and Granian answered 404 within 0.8 s).
+``Connection: close`` on such a response, with the unread body pieces taken
+off the server while the response goes out (Hypercorn hands them to the app
+through a bounded queue and cannot close the connection while that queue is
+full), makes the server close the connection after it; the client's next
+write fails, and clients then read the response waiting for them (as they do
+with distribution, which closes such connections too). A connection whose
+request body was read to its end stays open as before.
+"""
+
+from __future__ import annotations
+
+import anyio
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["CloseOnUnreadBody"]
+
+
+def _has_body(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return value.strip() not in (b"0", b"")
+        if name == b"transfer-encoding":
+            return True
+    return False
+
+
+class CloseOnUnreadBody:
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("http_version") not in ("1.0", "1.1"):
+            await self._app(scope, receive, send)
+            return
+        unread = _has_body(scope)
+
+        async def receiving() -> Message:
+            nonlocal unread
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                unread = False  # the whole body (or the client is gone)
+            return message
+
+        async def drain() -> None:
+            while True:
+                message = await receive()
+                if message["type"] != "http.request" or not message.get("more_body", False):
+                    return
+
+        async def sending(message: Message) -> None:
+            if not unread:
+                await send(message)
+            elif message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k != b"connection"]
+                await send({**message, "headers": [*headers, (b"connection", b"close")]})
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                # The server may be blocked handing body pieces to the app, and so unable
+                # to close: take them while the last of the response goes out.
+                async with anyio.create_task_group() as group:
+                    group.start_soon(drain)
+                    await send(message)
+                    group.cancel_scope.cancel()
+            else:
+                await send(message)
+
+        await self._app(scope, receiving, sending)
