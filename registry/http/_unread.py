@@ -40,10 +40,14 @@ class CloseOnUnreadBody:
         self._app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("http_version") not in ("1.0", "1.1"):
+        if (
+            scope["type"] != "http"
+            or scope.get("http_version") not in ("1.0", "1.1")
+            or not _has_body(scope)  # GET and HEAD, the hot path: nothing to wrap
+        ):
             await self._app(scope, receive, send)
             return
-        unread = _has_body(scope)
+        unread = True
 
         async def receiving() -> Message:
             nonlocal unread
