@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.clients._daemon import daemon, succeeds
+from tests._daemon import daemon, succeeds
 from tests.clients._layout import DOCKER_MANIFEST, OCI_MANIFEST, build_image, run
 from tests.clients.conftest import Registry
 

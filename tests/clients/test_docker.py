@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.clients._daemon import daemon, succeeds
+from tests._daemon import daemon, succeeds
 from tests.clients._layout import add_index, build_image, run
 from tests.clients.conftest import Registry
 

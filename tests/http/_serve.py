@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -13,6 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+
+from tests._daemon import daemon
 
 __all__ = ["CLI", "free_port", "run_cli", "serving"]
 
@@ -46,27 +47,13 @@ def serving(
     args: Sequence[str], url: str, workdir: Path, env: Mapping[str, str] | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``serve`` with ``args`` until ``url``/health answers; SIGTERM it on exit."""
-    log_path = workdir / f"serve-{time.monotonic_ns()}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [*CLI, "serve", *args], env=_env(env), stdout=log, stderr=subprocess.STDOUT
-        )
+
+    def ready() -> bool:
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"serve did not start:\n{log_path.read_text()}")
-                time.sleep(0.1)
-            yield process
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            return httpx.get(f"{url}/health", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    log_path = workdir / f"serve-{time.monotonic_ns()}.log"
+    with daemon([*CLI, "serve", *args], log_path, ready, env=_env(env)) as process:
+        yield process

@@ -1,4 +1,5 @@
-"""A client-side daemon (containerd, dockerd) as a private subprocess for one test module."""
+"""A long-running process for tests (the registry under test, containerd, dockerd): started,
+waited for, and stopped with everything it started."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -15,13 +16,18 @@ import pytest
 
 @contextlib.contextmanager
 def daemon(
-    argv: Sequence[str], log_path: Path, ready: Callable[[], bool], *, timeout: float = 60.0
+    argv: Sequence[str],
+    log_path: Path,
+    ready: Callable[[], bool],
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Start ``argv`` in a session of its own and wait until ``ready()``; on exit SIGTERM it
     (SIGKILL its session if it lingers), so no child it started outlives the test."""
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            list(argv), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            list(argv), stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
         try:
             deadline = time.monotonic() + timeout
