@@ -15,6 +15,7 @@ passed as they came: no slicing, no joining, no copies.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterable, Callable
 from typing import Any, Protocol, cast
 
@@ -23,7 +24,7 @@ import anyio.to_thread
 
 from oci.digest import Digest, new_hasher
 
-__all__ = ["PARALLEL_MIN", "ContentHasher", "concurrently", "hash_stream"]
+__all__ = ["PARALLEL_MIN", "ContentHasher", "concurrently", "finish_quietly", "hash_stream"]
 
 # Below this a chunk is hashed in a single worker thread.
 PARALLEL_MIN = 256 * 1024
@@ -67,6 +68,21 @@ async def concurrently(*calls: Callable[[], object]) -> None:
             group.start_soon(run, call)
     if errors:
         raise errors[0]
+
+
+async def finish_quietly(task: asyncio.Future[None] | None) -> None:
+    """Wait for ``task`` even when the caller is cancelled, and drop its error.
+
+    For a driver's piece in flight when its writer is being discarded: the
+    task's thread still uses the writer's file or buffer, so it must be over
+    before they go, and its error no longer matters.
+    """
+    if task is None:
+        return
+    with anyio.CancelScope(shield=True):
+        await asyncio.wait([task])
+    if not task.cancelled():
+        task.exception()  # retrieved, so asyncio does not log it as lost
 
 
 class ContentHasher:

@@ -57,7 +57,7 @@ import anyio.to_thread
 
 from oci.digest import Digest
 from oci.errors import Corruption, DigestInvalid
-from storage._hashing import ContentHasher, hash_stream
+from storage._hashing import ContentHasher, finish_quietly, hash_stream
 from storage.base import UPLOAD_ID, BlobInfo, check_range, check_upload_id
 from storage.errors import BlobNotFound, DigestMismatch, StorageUnavailable, UploadNotFound
 
@@ -545,11 +545,7 @@ class _FsWriter:
     async def _drain(self) -> None:
         """Wait for the feed in flight whatever happens to us: its thread uses our fd."""
         task, self._inflight = self._inflight, None
-        if task is not None:
-            with anyio.CancelScope(shield=True):
-                await asyncio.wait([task])
-            if not task.cancelled():
-                task.exception()  # retrieved: the caller is discarding this upload anyway
+        await finish_quietly(task)
 
     async def _flush(self) -> None:
         if self._pending:

@@ -72,7 +72,7 @@ from minio.helpers import DictType
 
 from oci.digest import Digest
 from oci.errors import Corruption, SizeInvalid
-from storage._hashing import ContentHasher, hash_stream
+from storage._hashing import ContentHasher, finish_quietly, hash_stream
 from storage.base import BlobInfo, check_range, check_upload_id
 from storage.errors import BlobNotFound, DigestMismatch, StorageUnavailable, UploadNotFound
 
@@ -629,11 +629,7 @@ class _S3Writer:
     async def _drain(self) -> None:
         """Wait for the part in flight whatever happens to us; its error is dropped."""
         task, self._storing = self._storing, None
-        if task is not None:
-            with anyio.CancelScope(shield=True):
-                await asyncio.wait([task])
-            if not task.cancelled():
-                task.exception()  # retrieved: the session is broken or being discarded
+        await finish_quietly(task)
 
     async def close(self) -> None:
         if self._hashes is None:
