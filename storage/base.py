@@ -196,6 +196,15 @@ class BlobStore(Protocol):
         """
         ...
 
+    async def staged_size(self, upload_id: str) -> int:
+        """How many bytes ``upload_id`` has staged: 0 when none, or when the id is invalid.
+
+        Guaranteed: once a writer's ``close`` returned, the offset the next
+        ``upload(upload_id)`` starts at. Undefined while a writer of that
+        session is open.
+        """
+        ...
+
     def list_uploads(self) -> AsyncIterator[tuple[str, int, float]]:
         """``(upload_id, staged size, mtime)`` of every session, in no particular order.
 

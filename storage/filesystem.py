@@ -401,6 +401,18 @@ class FsBlobStore:
         if UPLOAD_ID.fullmatch(upload_id):
             await _io(self._staged(upload_id).unlink, missing_ok=True)
 
+    async def staged_size(self, upload_id: str) -> int:
+        if not UPLOAD_ID.fullmatch(upload_id):
+            return 0
+
+        def size() -> int:
+            try:
+                return self._staged(upload_id).stat().st_size
+            except FileNotFoundError:
+                return 0
+
+        return await _io(size)
+
     async def list_uploads(self) -> AsyncIterator[tuple[str, int, float]]:
         def scan() -> list[tuple[str, int, float]]:
             found = []

@@ -122,6 +122,10 @@ class MemoryBlobStore:
         self._backend.staged.pop(upload_id, None)
         self._backend.touched.pop(upload_id, None)
 
+    async def staged_size(self, upload_id: str) -> int:
+        await anyio.lowlevel.checkpoint()
+        return len(self._backend.staged.get(upload_id, b""))
+
     async def list_uploads(self) -> AsyncIterator[tuple[str, int, float]]:
         for upload_id, staged in list(self._backend.staged.items()):
             await anyio.lowlevel.checkpoint()

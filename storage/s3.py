@@ -523,6 +523,14 @@ class S3BlobStore:
         for i in range(0, len(keys), 1000):  # DeleteObjects takes at most 1,000 keys
             await self._delete(keys[i : i + 1000])
 
+    async def staged_size(self, upload_id: str) -> int:
+        try:
+            check_upload_id(upload_id)
+        except UploadNotFound:
+            return 0
+        parts, _ = await self._staged(upload_id)
+        return sum(p.size for p in parts)
+
     async def list_uploads(self) -> AsyncIterator[tuple[str, int, float]]:
         prefix = self._key("uploads", "")
         current: tuple[str, int, float] | None = None

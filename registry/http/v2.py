@@ -342,7 +342,9 @@ async def start_upload(request: Request) -> Response:
 
 async def upload_status(request: Request) -> Response:
     name = _name(request)
-    upload = await blobs.get_upload(_registry(request), name, request.path_params["upload"])
+    upload = await blobs.upload_status(
+        _registry(request), name, request.path_params["upload"], actor=actor(request)
+    )
     return Response(None, 204, headers=_upload_headers(request, name, upload.id, upload.offset))
 
 

@@ -114,7 +114,9 @@ def _committed(info: BlobInfo, status: int = 201) -> Response:
 
 async def upload_status(request: Request) -> Response:
     name = _name(request)
-    upload = await blobs.get_upload(_registry(request), name, request.path_params["upload"])
+    upload = await blobs.upload_status(
+        _registry(request), name, request.path_params["upload"], actor=actor(request)
+    )
     return _upload_json(request, name, upload.id, upload.offset)
 
 

@@ -11,6 +11,7 @@ metadata never names bytes that are not there.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import functools
 import secrets
@@ -36,6 +37,7 @@ __all__ = [
     "push_monolithic",
     "require_blob",
     "unlink",
+    "upload_status",
 ]
 
 
@@ -56,6 +58,18 @@ async def get_upload(registry: Registry, repo: str, upload_id: str) -> UploadRec
     return upload
 
 
+async def upload_status(
+    registry: Registry, repo: str, upload_id: str, *, actor: str
+) -> UploadRecord:
+    """The session, with its offset what is staged (see ``_open`` for why they can differ)."""
+    upload = await get_upload(registry, repo, upload_id)
+    staged = await registry.blobs.staged_size(upload.id)
+    if staged != upload.offset:
+        await registry.meta.progress_upload(upload.id, staged, actor=actor)
+        upload = dataclasses.replace(upload, offset=staged)
+    return upload
+
+
 async def _open(registry: Registry, upload: UploadRecord, *, actor: str) -> BlobWriter:
     """The session's writer, with the recorded offset brought to the staged bytes.
 
@@ -63,8 +77,8 @@ async def _open(registry: Registry, upload: UploadRecord, *, actor: str) -> Blob
     offset (the process died while a chunk arrived, after some of it was
     staged and before its offset was recorded) or, after a power loss on a
     store that lost what it had not yet synced, fall behind it. Either way the
-    offset is recorded afresh here, so the ``Range`` of a 416 and of a later
-    status request (GET) tells the client where to resume.
+    offset is recorded afresh here (and by ``upload_status``), so the
+    ``Range`` of a 416 and of a status request tells the client where to resume.
     """
     writer = await registry.blobs.upload(upload.id)
     if writer.offset != upload.offset:

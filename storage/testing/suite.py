@@ -146,6 +146,21 @@ class BlobStoreSuite:
         assert writer.offset == 0
         await writer.abort()
 
+    async def test_staged_size_is_where_the_next_writer_starts(self, store: BlobStore) -> None:
+        assert await store.staged_size("sized") == 0  # no session yet
+        assert await store.staged_size("../not-an-id") == 0
+        writer = await store.upload("sized")
+        await writer.write(b"x" * 3000)
+        await writer.close()
+        assert await store.staged_size("sized") == 3000
+        writer = await store.upload("sized")
+        assert writer.offset == 3000
+        await writer.write(b"y" * 5)
+        await writer.close()
+        assert await store.staged_size("sized") == 3005
+        await (await store.upload("sized")).abort()
+        assert await store.staged_size("sized") == 0
+
     async def test_committing_stored_content_keeps_one_copy(self, store: BlobStore) -> None:
         data = b"deduplicated"
         first = await put(store, data, "one")

@@ -320,6 +320,20 @@ async def test_a_record_ahead_of_the_staged_bytes_falls_back_to_them(served: Ser
 
 
 @pytest.mark.anyio
+async def test_a_status_request_after_a_crash_reports_the_staged_bytes(served: Served) -> None:
+    """A client that asks first (GET) is told what is staged, either way the record is off."""
+    location = await _start(served.client)
+    assert (await _patched(served, location, b"a" * 1000, 0)).status_code == 202
+    (staged,) = _staged(served)
+    with staged.open("ab") as file:
+        file.write(b"b" * 500)
+    assert (await served.client.get(location)).headers["Range"] == "0-1499"
+    os.truncate(staged, 600)
+    assert (await served.client.get(location)).headers["Range"] == "0-599"
+    assert (await _patched(served, location, b"c" * 400, 600)).status_code == 202
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize("chunk", ["whole", "cut short"])
 async def test_an_offset_is_recorded_only_once_its_bytes_are_durable(
     served: Served, monkeypatch: pytest.MonkeyPatch, chunk: str
