@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +35,7 @@ __all__ = [
     "artifact_store_command",
     "distribution",
     "free_port",
+    "running",
 ]
 
 DISTRIBUTION_BINARY = "/usr/bin/docker-registry"
@@ -89,25 +90,14 @@ def artifact_store_command() -> list[str]:
     return [sys.executable, "-m", "registry"]
 
 
-def _wait_ready(proc: subprocess.Popen[bytes], url: str, timeout: float, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    last_error = "no answer"
-    with httpx.Client(timeout=2.0) as client:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                tail = log.read_text(errors="replace")[-2000:]
-                raise ServerStartError(f"exited with {proc.returncode}:\n{tail}")
-            try:
-                response = client.get(f"{url}/v2/")
-            except httpx.TransportError as exc:
-                last_error = repr(exc)
-            else:
-                if response.status_code == 200:
-                    return
-                last_error = f"GET /v2/ answered {response.status_code}"
-            time.sleep(0.1)
-    tail = log.read_text(errors="replace")[-2000:]
-    raise ServerStartError(f"not ready after {timeout}s ({last_error}):\n{tail}")
+def _answers_v2(url: str) -> Callable[[], bool]:
+    def ready() -> bool:
+        try:
+            return httpx.get(f"{url}/v2/", timeout=2.0).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    return ready
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -125,26 +115,49 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def _launch(
-    name: str, argv: list[str], url: str, log: Path, timeout: float
+def running(
+    name: str,
+    argv: Sequence[str],
+    log: Path,
+    ready: Callable[[], bool],
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
 ) -> Iterator[subprocess.Popen[bytes]]:
+    """``argv`` as a subprocess logging to ``log``, once ``ready()``; stopped on exit.
+
+    A session of its own, so stopping it takes any children it started too
+    (server workers, containerd under dockerd). ServerStartError if it exits
+    or is not ready within ``timeout`` seconds.
+    """
     with log.open("wb") as log_file:
-        # A session of its own, so stopping it takes any worker children too.
         proc = subprocess.Popen(
-            argv,
+            list(argv),
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
+            env=env,
             start_new_session=True,
         )
     try:
-        try:
-            _wait_ready(proc, url, timeout, log)
-        except ServerStartError as exc:
-            raise ServerStartError(f"{name} ({' '.join(argv)}): {exc}") from None
+        deadline = time.monotonic() + timeout
+        while not ready():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                why = f"exited with {proc.returncode}" if proc.poll() is not None else "not ready"
+                tail = log.read_text(errors="replace")[-2000:]
+                raise ServerStartError(f"{name} ({' '.join(argv)}): {why}:\n{tail}")
+            time.sleep(0.1)
         yield proc
     finally:
         _stop(proc)
+
+
+@contextlib.contextmanager
+def _launch(
+    name: str, argv: list[str], url: str, log: Path, timeout: float
+) -> Iterator[subprocess.Popen[bytes]]:
+    with running(name, argv, log, _answers_v2(url), timeout=timeout) as proc:
+        yield proc
 
 
 @contextlib.contextmanager

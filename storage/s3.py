@@ -634,6 +634,14 @@ class _S3Writer:
         if task is not None:
             await task
 
+    async def _store_rest(self, hashes: ContentHasher) -> None:
+        """Store the part in memory and wait until every part is in the bucket."""
+        try:
+            await self._flush(hashes)
+            await self._settle()
+        finally:
+            await self._drain()
+
     async def _drain(self) -> None:
         """Wait for the part in flight whatever happens to us; its error is dropped."""
         task, self._storing = self._storing, None
@@ -644,11 +652,7 @@ class _S3Writer:
             await self._drain()
             return  # ended, or broken: what reached the bucket stays, to be re-hashed
         hashes = self._take()
-        try:
-            await self._flush(hashes)
-            await self._settle()
-        finally:
-            await self._drain()
+        await self._store_rest(hashes)
         cache = self._store._hash_cache
         cache[self.upload_id] = (hashes, self._etag)
         if len(cache) > _CACHE_MAX:  # sessions resumed elsewhere or expired: forget the oldest
@@ -662,11 +666,7 @@ class _S3Writer:
     async def commit(self, expected: Digest | None = None) -> BlobInfo:
         hashes = self._take()
         store = self._store
-        try:
-            await self._flush(hashes)
-            await self._settle()
-        finally:
-            await self._drain()
+        await self._store_rest(hashes)
         sha256, blake3 = hashes.sha256(), hashes.blake3()
         aliases = {"blake3": blake3}
         if expected is not None:

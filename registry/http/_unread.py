@@ -35,6 +35,11 @@ def _has_body(scope: Scope) -> bool:
     return False
 
 
+def _body_over(message: Message) -> bool:
+    """Whether ``message`` is the request body's last piece (or the client is gone)."""
+    return message["type"] != "http.request" or not message.get("more_body", False)
+
+
 class CloseOnUnreadBody:
     def __init__(self, app: ASGIApp) -> None:
         self._app = app
@@ -52,15 +57,13 @@ class CloseOnUnreadBody:
         async def receiving() -> Message:
             nonlocal unread
             message = await receive()
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                unread = False  # the whole body (or the client is gone)
+            if _body_over(message):
+                unread = False
             return message
 
         async def drain() -> None:
-            while True:
-                message = await receive()
-                if message["type"] != "http.request" or not message.get("more_body", False):
-                    return
+            while not _body_over(await receive()):
+                pass
 
         async def sending(message: Message) -> None:
             if not unread:

@@ -58,36 +58,42 @@ async def get_upload(registry: Registry, repo: str, upload_id: str) -> UploadRec
     return upload
 
 
-async def upload_status(
-    registry: Registry, repo: str, upload_id: str, *, actor: str
+async def _record_staged(
+    registry: Registry, upload: UploadRecord, staged: int, *, actor: str
 ) -> UploadRecord:
-    """The session, with its offset what is staged (see ``_open`` for why they can differ)."""
-    upload = await get_upload(registry, repo, upload_id)
-    staged = await registry.blobs.staged_size(upload.id)
-    if staged != upload.offset:
-        await registry.meta.progress_upload(upload.id, staged, actor=actor)
-        upload = dataclasses.replace(upload, offset=staged)
-    return upload
-
-
-async def _open(registry: Registry, upload: UploadRecord, *, actor: str) -> BlobWriter:
-    """The session's writer, with the recorded offset brought to the staged bytes.
+    """``upload`` with its offset the ``staged`` size, recorded afresh if the two differ.
 
     The staged bytes are the truth. They can run ahead of the recorded
     offset (the process died while a chunk arrived, after some of it was
     staged and before its offset was recorded) or, after a power loss on a
-    store that lost what it had not yet synced, fall behind it. Either way the
-    offset is recorded afresh here (and by ``upload_status``), so the
-    ``Range`` of a 416 and of a status request tells the client where to resume.
+    store that lost what it had not yet synced, fall behind it. Either way
+    the ``Range`` of a 416 and of a status request then tells the client
+    where to resume.
     """
+    if staged == upload.offset:
+        return upload
+    await registry.meta.progress_upload(upload.id, staged, actor=actor)
+    return dataclasses.replace(upload, offset=staged)
+
+
+async def upload_status(
+    registry: Registry, repo: str, upload_id: str, *, actor: str
+) -> UploadRecord:
+    """The session, its offset what is staged."""
+    upload = await get_upload(registry, repo, upload_id)
+    staged = await registry.blobs.staged_size(upload.id)
+    return await _record_staged(registry, upload, staged, actor=actor)
+
+
+async def _open(registry: Registry, upload: UploadRecord, *, actor: str) -> BlobWriter:
+    """The session's writer, with the recorded offset brought to the staged bytes."""
     writer = await registry.blobs.upload(upload.id)
-    if writer.offset != upload.offset:
-        try:
-            await registry.meta.progress_upload(upload.id, writer.offset, actor=actor)
-        except BaseException:
-            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
-                await writer.close()
-            raise
+    try:
+        await _record_staged(registry, upload, writer.offset, actor=actor)
+    except BaseException:
+        with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+            await writer.close()
+        raise
     return writer
 
 

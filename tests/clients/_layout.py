@@ -39,6 +39,14 @@ def run(*argv: str | Path, env: dict[str, str] | None = None, timeout: float = 3
     return done.stdout
 
 
+def succeeds(*argv: str | Path, env: dict[str, str] | None = None) -> bool:
+    """Whether a command exits 0 (a daemon's readiness probe); its output is dropped."""
+    done = subprocess.run(
+        [str(a) for a in argv], capture_output=True, env=env, timeout=30, check=False
+    )
+    return done.returncode == 0
+
+
 def fails(*argv: str | Path, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
     """Run a command that must fail; returns it so the caller can check why."""
     done = subprocess.run(

@@ -10,6 +10,7 @@ native snapshotter (no overlay mount), and no CRI plugin. ``ctr`` drives it.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -20,8 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests._daemon import daemon, succeeds
-from tests.clients._layout import DOCKER_MANIFEST, OCI_MANIFEST, build_image, run
+from bench.servers import running
+from tests.clients._layout import DOCKER_MANIFEST, OCI_MANIFEST, build_image, run, succeeds
 from tests.clients.conftest import Registry
 
 pytestmark = pytest.mark.clients
@@ -60,7 +61,8 @@ def ctr(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ctr]:
 
     argv = ["containerd", "--config", str(config)]
     try:
-        with daemon(argv, home / "containerd.log", succeeds(lambda: ctr("version"))):
+        ready = functools.partial(succeeds, "ctr", "--address", str(socket), "version")
+        with running("containerd", argv, home / "containerd.log", ready):
             yield ctr
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)

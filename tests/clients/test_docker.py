@@ -11,6 +11,7 @@ without configuration.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import shutil
@@ -23,8 +24,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests._daemon import daemon, succeeds
-from tests.clients._layout import add_index, build_image, run
+from bench.servers import running
+from tests.clients._layout import add_index, build_image, run, succeeds
 from tests.clients.conftest import Registry
 
 pytestmark = pytest.mark.clients
@@ -57,7 +58,8 @@ def docker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Docker]:
         return done.stdout.decode()
 
     try:
-        with daemon(argv, home / "dockerd.log", succeeds(lambda: docker("version"))):
+        ready = functools.partial(succeeds, "docker", "--host", host, "version", env=env)
+        with running("dockerd", argv, home / "dockerd.log", ready):
             yield docker
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)

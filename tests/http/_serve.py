@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests._daemon import daemon
+from bench.servers import running
 
 __all__ = ["CLI", "free_port", "run_cli", "serving"]
 
@@ -55,5 +55,5 @@ def serving(
             return False
 
     log_path = workdir / f"serve-{time.monotonic_ns()}.log"
-    with daemon([*CLI, "serve", *args], log_path, ready, env=_env(env)) as process:
+    with running("serve", [*CLI, "serve", *args], log_path, ready, env=_env(env)) as process:
         yield process
