@@ -68,12 +68,18 @@ class Metric:
 
 PEER = "distribution"
 # Server names on the command line: artifact-store served with each set of
-# options compared (the ASGI server, the upload cache), and the peer.
+# options compared (the ASGI server, the upload cache, worker processes),
+# and the peer.
+_VARIANTS: dict[str, tuple[str, ...]] = {
+    "": (),
+    "+granian": ("--server", "granian"),
+    "+drop": ("--upload-cache", "drop"),
+    "+granian+drop": ("--server", "granian", "--upload-cache", "drop"),
+}
 ARTIFACT_STORES: dict[str, tuple[str, ...]] = {
-    "artifact-store": (),
-    "artifact-store+granian": ("--server", "granian"),
-    "artifact-store+drop": ("--upload-cache", "drop"),
-    "artifact-store+granian+drop": ("--server", "granian", "--upload-cache", "drop"),
+    f"artifact-store{variant}{workers}": (*options, *worker_options)
+    for variant, options in _VARIANTS.items()
+    for workers, worker_options in (("", ()), ("+2w", ("--workers", "2")))
 }
 GROUPS = ("push", "pull", "requests", "tags")
 

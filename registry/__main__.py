@@ -1,3 +1,4 @@
 from registry.cli import main
 
-main()
+if __name__ == "__main__":  # worker processes (serve --workers) import this module again
+    main()

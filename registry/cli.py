@@ -82,6 +82,10 @@ def serve(
         str | None,
         typer.Option("--server", help="ASGI server: hypercorn (default) or granian."),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", help="Server processes sharing the port (default 1)."),
+    ] = None,
     upload_cache: Annotated[
         str | None,
         typer.Option(
@@ -103,6 +107,7 @@ def serve(
         nats_subject=nats_subject,
         auth=auth,
         upload_cache=upload_cache,
+        workers=workers,
     )
     # Imported only now: the server's imports take seconds, and a mistyped
     # flag or config file should be reported at once.

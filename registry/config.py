@@ -22,6 +22,7 @@ __all__ = ["SERVERS", "UPLOAD_CACHE", "ConfigError", "Settings", "load_settings"
 SERVERS = ("hypercorn", "granian")
 # What the filesystem store does with pushed bytes once they are on disk.
 UPLOAD_CACHE = ("keep", "drop")
+_MAX_WORKERS = 64
 
 
 class ConfigError(ValueError):
@@ -33,6 +34,9 @@ class Settings:
     listen: str = "127.0.0.1:5000"
     # The ASGI server: "hypercorn" (default) or "granian" (docs/PERFORMANCE.md).
     server: str = "hypercorn"
+    # Server processes sharing the listening port (SO_REUSEPORT); each is a
+    # whole server over the same database and store (docs/deploy.md).
+    workers: int = 1
     data_dir: str = "./data"
     database_url: str | None = None
     storage_url: str | None = None
@@ -160,6 +164,8 @@ def load_settings(
         value = getattr(settings, name)
         if value not in choices:
             raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    if not 1 <= settings.workers <= _MAX_WORKERS:
+        raise ConfigError(f"workers must be between 1 and {_MAX_WORKERS}, got {settings.workers}")
     return settings
 
 

@@ -8,10 +8,19 @@ everything that can fail is opened before Hypercorn starts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import logging
+import multiprocessing
 import os
 import signal
 import socket
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
+from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 
 import anyio
@@ -23,7 +32,7 @@ from starlette.types import ASGIApp
 from oci.errors import RegistryError
 from registry.config import ConfigError, Settings, parse_listen
 from registry.http.app import create_app
-from registry.service.registry import open_registry
+from registry.service.registry import Registry, open_registry
 
 __all__ = ["run"]
 
@@ -59,9 +68,32 @@ def _check_listen(host: str, port: int) -> None:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
-async def _hypercorn(app: ASGIApp, host: str, port: int, stop: anyio.Event) -> None:
+def _shared_listener(host: str, port: int) -> socket.socket:
+    """A listening socket that the other worker processes bind too (``SO_REUSEPORT``).
+
+    The kernel spreads new connections over the processes' sockets; a worker
+    that stops takes only its own queue with it.
+    """
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # accepted sockets inherit it
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+async def _hypercorn(app: ASGIApp, host: str, port: int, stop: anyio.Event, shared: bool) -> None:
     config = Config()
-    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    if shared:
+        # Hypercorn takes over the socket (and closes it) through its fd.
+        config.bind = [f"fd://{_shared_listener(host, port).detach()}"]
+    else:
+        config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.accesslog = None
     config.errorlog = log
     # Blob pushes can be large and slow; keep connections alive for them.
@@ -70,8 +102,11 @@ async def _hypercorn(app: ASGIApp, host: str, port: int, stop: anyio.Event) -> N
     await hypercorn_serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
 
 
-async def _granian(app: ASGIApp, host: str, port: int, stop: anyio.Event) -> None:
+async def _granian(app: ASGIApp, host: str, port: int, stop: anyio.Event, shared: bool) -> None:
     """Granian's embedded server: its Rust HTTP layer, our event loop and app.
+
+    On Linux Granian binds with ``SO_REUSEPORT`` itself, so worker processes
+    (``shared``) need nothing more.
 
     Embedded rather than Granian's usual worker processes because the
     registry is opened (and configuration checked) before serving starts, in
@@ -107,9 +142,9 @@ async def _granian(app: ASGIApp, host: str, port: int, stop: anyio.Event) -> Non
 _SERVERS = {"hypercorn": _hypercorn, "granian": _granian}
 
 
-async def _serve(settings: Settings) -> None:
-    host, port = parse_listen(settings.listen)
-    _check_listen(host, port)
+@contextlib.asynccontextmanager
+async def _opened(settings: Settings) -> AsyncIterator[Registry]:
+    """The registry, with a malformed database or storage URL as a ConfigError."""
     try:
         registry_cm = open_registry(settings)
         registry = await registry_cm.__aenter__()
@@ -118,6 +153,24 @@ async def _serve(settings: Settings) -> None:
     except ArgumentError:
         raise ConfigError(f"malformed database URL {settings.database_url!r}") from None
     try:
+        yield registry
+    finally:
+        await registry_cm.__aexit__(None, None, None)
+
+
+async def _check_registry(settings: Settings) -> None:
+    """Open the registry once and close it: migrations run, and bad URLs fail, here."""
+    async with _opened(settings):
+        pass
+
+
+async def _serve(
+    settings: Settings, shared: bool = False, started: Callable[[], object] | None = None
+) -> None:
+    host, port = parse_listen(settings.listen)
+    if not shared:
+        _check_listen(host, port)  # the supervisor checked it for its workers
+    async with _opened(settings) as registry:
         app = create_app(settings, registry)
         stop = anyio.Event()
 
@@ -127,22 +180,153 @@ async def _serve(settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, _stop)
-        log.info("artifact-store serving on http://%s:%d (%s)", host, port, settings.server)
-        await _SERVERS[settings.server](app, host, port, stop)
-    finally:
-        await registry_cm.__aexit__(None, None, None)
+        log.info(
+            "artifact-store serving on http://%s:%d (%s, pid %d)",
+            host,
+            port,
+            settings.server,
+            os.getpid(),
+        )
+        if started is not None:
+            started()
+        await _SERVERS[settings.server](app, host, port, stop, shared)
 
 
-def run(settings: Settings) -> None:
-    """Serve until SIGINT/SIGTERM; ConfigError/RegistryError for bad configuration."""
-    logging.basicConfig(
-        level=os.environ.get("ARTIFACT_STORE_LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    _prepare_data_dir(settings)
+def _serving(
+    settings: Settings,
+    shared: bool,
+    *,
+    check_only: bool = False,
+    started: Callable[[], object] | None = None,
+) -> None:
     try:
-        anyio.run(_serve, settings)
+        if check_only:
+            anyio.run(_check_registry, settings)
+        else:
+            anyio.run(_serve, settings, shared, started)
     except RegistryError as exc:
         raise ConfigError(exc.message) from None
     except OSError as exc:
         raise ConfigError(f"cannot listen on {settings.listen}: {exc.strerror or exc}") from None
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(
+        level=os.environ.get("ARTIFACT_STORE_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+
+
+def run(settings: Settings) -> None:
+    """Serve until SIGINT/SIGTERM; ConfigError/RegistryError for bad configuration."""
+    _configure_logging()
+    _prepare_data_dir(settings)
+    if settings.workers == 1:
+        _serving(settings, shared=False)
+    else:
+        _supervise(settings)
+
+
+# A worker that exits with this code could not start (its message is logged);
+# the supervisor stops rather than start it again.
+_CANNOT_START = 3
+# The least time between two starts of one worker, so a crash loop is no busy loop.
+_RESTART_SECONDS = 1.0
+
+
+def _worker(settings: Settings, parent: int, ready: EventType) -> None:
+    """One of ``serve --workers N``'s processes: a whole server on the shared port.
+
+    ``ready`` is set once the registry is open and the server about to serve;
+    a worker that ends before that could not start.
+    """
+    _end_with(parent)
+    _configure_logging()
+    try:
+        _serving(settings, shared=True, started=ready.set)
+    except ConfigError as exc:
+        log.error("worker %d cannot serve: %s", os.getpid(), exc)
+        sys.exit(_CANNOT_START)
+
+
+def _end_with(parent: int) -> None:
+    """Have the kernel stop this process when ``parent`` ends (Linux), however it ends."""
+    if sys.platform == "linux":
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() != parent:  # it ended before the request above
+        sys.exit(0)
+
+
+def _supervise(settings: Settings) -> None:
+    """Run ``settings.workers`` server processes on one port; start again any that dies.
+
+    Each worker is a whole server (its own event loop, connections and
+    background tasks) over the shared database and store, which are built
+    for several processes (docs/architecture.md); the kernel spreads
+    connections over the workers' sockets (``SO_REUSEPORT``). SIGINT or
+    SIGTERM stops them all, each finishing its requests as a single server
+    does. A worker that cannot start stops the rest with its error.
+    """
+    host, port = parse_listen(settings.listen)
+    _check_listen(host, port)
+    _serving(settings, shared=True, check_only=True)  # migrations run once, here
+    spawn = multiprocessing.get_context("spawn")
+    workers: dict[int, tuple[BaseProcess, EventType, float]] = {}
+    stopping = False
+    failure: str | None = None
+
+    def start(index: int) -> None:
+        ready = spawn.Event()
+        process = spawn.Process(
+            target=_worker,
+            args=(settings, os.getpid(), ready),
+            name=f"artifact-store-worker-{index}",
+        )
+        process.start()
+        workers[index] = (process, ready, time.monotonic())
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for process, _ready, _started in workers.values():
+            if process.exitcode is None and process.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for index in range(settings.workers):
+            start(index)
+        log.info("artifact-store: %d workers on %s", settings.workers, settings.listen)
+        while workers:
+            wait([process.sentinel for process, _, _ in workers.values()], timeout=1.0)
+            for index, (process, ready, started) in list(workers.items()):
+                if process.exitcode is None:
+                    continue
+                del workers[index]
+                if stopping:
+                    continue
+                lived = time.monotonic() - started
+                if process.exitcode == _CANNOT_START or not ready.is_set():
+                    failure = f"worker {index} could not start (exit code {process.exitcode})"
+                    log.error("%s; stopping the others", failure)
+                    stop()
+                else:
+                    log.warning(
+                        "worker %d (pid %s) ended with exit code %s after %.0f s; starting another",
+                        index,
+                        process.pid,
+                        process.exitcode,
+                        lived,
+                    )
+                    time.sleep(max(0.0, _RESTART_SECONDS - lived))
+                    start(index)
+    finally:
+        stop()
+        for process, _ready, _started in workers.values():
+            process.join()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if failure is not None:
+        raise ConfigError(failure)

@@ -99,6 +99,8 @@ def _bad_configs(tmp_path: Path) -> list[tuple[list[str], dict[str, str]]]:
         (data, {"ARTIFACT_STORE_UPLOAD_IDLE_SECONDS": "soon"}),
         ([*data, "--server", "uvicorn"], {}),
         ([*data, "--upload-cache", "sometimes"], {}),
+        ([*data, "--workers", "0"], {}),
+        ([*data, "--workers", "2", "--database-url", "not a url"], {}),
     ]
 
 
