@@ -101,6 +101,7 @@ def _bad_configs(tmp_path: Path) -> list[tuple[list[str], dict[str, str]]]:
         ([*data, "--upload-cache", "sometimes"], {}),
         ([*data, "--workers", "0"], {}),
         ([*data, "--workers", "2", "--database-url", "not a url"], {}),
+        ([*data, "--workers", "2", "--storage-url", "memory://"], {}),
     ]
 
 

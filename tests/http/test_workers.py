@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import anyio
@@ -58,14 +60,21 @@ def _serving_connections(worker: psutil.Process, port: int) -> int:
     )
 
 
-@pytest.mark.parametrize("server", ["hypercorn", "granian"])
-def test_workers_share_the_port_and_the_data(tmp_path: Path, server: str) -> None:
+@contextmanager
+def _two_workers(tmp_path: Path, *options: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """``serve --workers 2`` until both workers listen; the supervisor and the port."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    data_dir = str(tmp_path / "d")
-    args = ["--listen", f"127.0.0.1:{port}", "--data-dir", data_dir, "--server", server]
+    args = ["--listen", f"127.0.0.1:{port}", "--data-dir", str(tmp_path / "d"), *options]
     with serving([*args, "--workers", "2"], url, tmp_path) as process:
         _eventually(lambda: len(_listening(process.pid, port)) == 2, "two workers serving")
+        yield process, port
+
+
+@pytest.mark.parametrize("server", ["hypercorn", "granian"])
+def test_workers_share_the_port_and_the_data(tmp_path: Path, server: str) -> None:
+    with _two_workers(tmp_path, "--server", server) as (process, port):
+        url = f"http://127.0.0.1:{port}"
         workers = _workers(process.pid)
         # Both answer: new connections are spread over the workers' sockets.
         clients = [httpx.Client(base_url=url) for _ in range(24)]
@@ -105,11 +114,8 @@ def test_workers_share_the_port_and_the_data(tmp_path: Path, server: str) -> Non
 
 
 def test_a_dead_worker_is_replaced_and_stop_ends_them_all(tmp_path: Path) -> None:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    args = ["--listen", f"127.0.0.1:{port}", "--data-dir", str(tmp_path / "d"), "--workers", "2"]
-    with serving(args, url, tmp_path) as process:
-        _eventually(lambda: len(_listening(process.pid, port)) == 2, "two workers serving")
+    with _two_workers(tmp_path) as (process, port):
+        url = f"http://127.0.0.1:{port}"
         first = {w.pid for w in _workers(process.pid)}
         killed = sorted(first)[0]
         os.kill(killed, signal.SIGKILL)
@@ -130,11 +136,7 @@ def test_a_dead_worker_is_replaced_and_stop_ends_them_all(tmp_path: Path) -> Non
 
 
 def test_workers_end_when_the_supervisor_is_killed(tmp_path: Path) -> None:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    args = ["--listen", f"127.0.0.1:{port}", "--data-dir", str(tmp_path / "d"), "--workers", "2"]
-    with serving(args, url, tmp_path) as process:
-        _eventually(lambda: len(_listening(process.pid, port)) == 2, "two workers serving")
+    with _two_workers(tmp_path) as (process, port):
         workers = _workers(process.pid)
         process.kill()
         process.wait()
@@ -143,4 +145,4 @@ def test_workers_end_when_the_supervisor_is_killed(tmp_path: Path) -> None:
             orphan.kill()
         assert alive == []
     with pytest.raises(httpx.TransportError):
-        httpx.get(f"{url}/v2/", timeout=2)
+        httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=2)
