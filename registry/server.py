@@ -272,9 +272,6 @@ def _supervise(settings: Settings) -> None:
         raise ConfigError("--workers above 1 needs SO_REUSEPORT, which this system lacks")
     if settings.resolved_storage_url.lower().startswith("memory:"):
         raise ConfigError("memory:// storage lives in one process; --workers needs a shared store")
-    database = settings.resolved_database_url
-    if ":memory:" in database or database.rstrip("/") == "sqlite:":
-        raise ConfigError("an in-memory database lives in one process; --workers needs a file")
     host, port = parse_listen(settings.listen)
     _check_listen(host, port)
     _serving(settings, shared=True, check_only=True)  # migrations run once, here

@@ -18,9 +18,11 @@ from __future__ import annotations
 import contextlib
 import importlib.resources
 import pathlib
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import anyio
 import sqlalchemy as sa
 import sqlalchemy.exc
 from alembic import command
@@ -118,10 +120,22 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+# One write transaction at a time per connection pool in this process. The
+# database's own lock still orders processes; in-process waiters queue here
+# instead: SQLite's busy handler sleeps between polls (1, 2, 5 ... 100 ms), so
+# a queue of writers on it drains far slower than the lock frees, and on
+# PostgreSQL each waiter would hold a pooled connection while it waits.
+_writers: weakref.WeakKeyDictionary[sa.pool.Pool, anyio.Lock] = weakref.WeakKeyDictionary()
+
+
 @contextlib.asynccontextmanager
 async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A transaction holding the database-wide write lock from its first statement."""
-    async with engine.execution_options(write=True).begin() as conn:
+    pool = engine.sync_engine.pool
+    lock = _writers.get(pool)
+    if lock is None:
+        lock = _writers[pool] = anyio.Lock()
+    async with lock, engine.execution_options(write=True).begin() as conn:
         if engine.dialect.name == "postgresql":
             await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(WRITE_LOCK_KEY)))
         yield conn

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
+import anyio
 import pytest
 
 from oci.digest import Digest
@@ -293,3 +295,38 @@ async def test_expired_uploads_are_the_idle_active_ones(store: MetadataStore) ->
     assert await store.expired_uploads(dt.timedelta(hours=1)) == []
     [idle] = await store.expired_uploads(dt.timedelta(0))
     assert idle.id == "old"
+
+
+async def test_writers_of_one_process_queue_in_the_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Concurrent write transactions of one process wait for each other in the process.
+
+    SQLite's own wait (``busy_timeout``) polls with sleeps of up to 100 ms, so
+    a queue of writers on it drains far slower than the lock frees. With that
+    wait turned off, a writer meeting another's lock fails at once: every
+    one of these must still succeed.
+    """
+    monkeypatch.setattr("registry.meta._engine._SQLITE_BUSY_TIMEOUT_MS", 0)
+    store = await MetadataStore.open(f"sqlite:///{tmp_path}/meta.db")
+    try:
+        await _commit_all(store, "r")
+        pushed = image(CONFIG, [LAYER])
+
+        async def tag(name: str) -> None:
+            await store.put_manifest(
+                "r",
+                pushed.digest,
+                pushed.manifest,
+                pushed.body,
+                pushed.media_type,
+                [name],
+                actor="a",
+            )
+
+        async with anyio.create_task_group() as writers:
+            for number in range(32):
+                writers.start_soon(tag, f"t{number:02d}")
+        assert len(await store.list_tags("r", None, None)) == 32
+    finally:
+        await store.close()
