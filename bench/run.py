@@ -363,7 +363,12 @@ def run(
                 _prepare(target, sizes, client, with_tags="tags" in groups)
         for repeat in range(sizes.repeats):
             job = Round(sizes, metrics, results, repeat, digests, load_choice, verify, groups)
-            for target in targets:
+            # Each repeat starts one server later: the machine's state drifts over
+            # a run (the page cache fills, "The page cache, measured further" in
+            # docs/PERFORMANCE.md), and no server should always meet it at the
+            # same point.
+            start = repeat % len(targets)
+            for target in targets[start:] + targets[:start]:
                 _log(f"repeat {repeat + 1}/{sizes.repeats}: {target.server.name}")
                 _measure_round(target, job)
         for target in targets:
