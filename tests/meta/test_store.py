@@ -16,7 +16,7 @@ from oci.errors import (
 )
 from registry.meta import MetadataStore
 
-from ._content import blob, image, index
+from ._content import Pushed, blob, image, index
 
 pytestmark = pytest.mark.anyio
 
@@ -28,6 +28,12 @@ LAYER2 = blob(b"layer two")
 async def _commit_all(store: MetadataStore, repo: str) -> None:
     for info in (CONFIG, LAYER, LAYER2):
         await store.commit_blob(repo, info, actor="alice")
+
+
+async def _put(store: MetadataStore, repo: str, pushed: Pushed, tags: list[str]) -> None:
+    await store.put_manifest(
+        repo, pushed.digest, pushed.manifest, pushed.body, pushed.media_type, tags, actor="a"
+    )
 
 
 async def _event_count(store: MetadataStore) -> int:
@@ -164,15 +170,7 @@ async def test_pushing_a_tag_again_moves_it(store: MetadataStore) -> None:
     await _commit_all(store, "r")
     first, second = image(CONFIG, [LAYER]), image(CONFIG, [LAYER2])
     for pushed in (first, second):
-        await store.put_manifest(
-            "r",
-            pushed.digest,
-            pushed.manifest,
-            pushed.body,
-            pushed.media_type,
-            ["latest"],
-            actor="a",
-        )
+        await _put(store, "r", pushed, ["latest"])
     record = await store.get_manifest("r", "latest")
     assert record is not None
     assert record.digest == second.digest
@@ -313,20 +311,9 @@ async def test_writers_of_one_process_queue_in_the_process(
         await _commit_all(store, "r")
         pushed = image(CONFIG, [LAYER])
 
-        async def tag(name: str) -> None:
-            await store.put_manifest(
-                "r",
-                pushed.digest,
-                pushed.manifest,
-                pushed.body,
-                pushed.media_type,
-                [name],
-                actor="a",
-            )
-
         async with anyio.create_task_group() as writers:
             for number in range(32):
-                writers.start_soon(tag, f"t{number:02d}")
+                writers.start_soon(_put, store, "r", pushed, [f"t{number:02d}"])
         assert len(await store.list_tags("r", None, None)) == 32
     finally:
         await store.close()
