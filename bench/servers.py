@@ -32,6 +32,7 @@ __all__ = [
     "RssSampler",
     "ServerStartError",
     "artifact_store",
+    "answers",
     "artifact_store_command",
     "distribution",
     "free_port",
@@ -90,10 +91,12 @@ def artifact_store_command() -> list[str]:
     return [sys.executable, "-m", "registry"]
 
 
-def _answers_v2(url: str) -> Callable[[], bool]:
+def answers(url: str) -> Callable[[], bool]:
+    """A readiness probe for ``running``: true once a GET of ``url`` answers 200."""
+
     def ready() -> bool:
         try:
-            return httpx.get(f"{url}/v2/", timeout=2.0).status_code == 200
+            return httpx.get(url, timeout=2.0).status_code == 200
         except httpx.TransportError:
             return False
 
@@ -156,7 +159,7 @@ def running(
 def _launch(
     name: str, argv: list[str], url: str, log: Path, timeout: float
 ) -> Iterator[subprocess.Popen[bytes]]:
-    with running(name, argv, log, _answers_v2(url), timeout=timeout) as proc:
+    with running(name, argv, log, answers(f"{url}/v2/"), timeout=timeout) as proc:
         yield proc
 
 

@@ -17,7 +17,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event as EventType
@@ -192,22 +192,14 @@ async def _serve(
         await _SERVERS[settings.server](app, host, port, stop, shared)
 
 
-def _serving(
-    settings: Settings,
-    shared: bool,
-    *,
-    check_only: bool = False,
-    started: Callable[[], object] | None = None,
-) -> None:
+def _run(listen: str, main: Callable[..., Awaitable[None]], *args: object) -> None:
+    """``anyio.run(main, *args)``, with backend and listening errors as one-line ConfigErrors."""
     try:
-        if check_only:
-            anyio.run(_check_registry, settings)
-        else:
-            anyio.run(_serve, settings, shared, started)
+        anyio.run(main, *args)
     except RegistryError as exc:
         raise ConfigError(exc.message) from None
     except OSError as exc:
-        raise ConfigError(f"cannot listen on {settings.listen}: {exc.strerror or exc}") from None
+        raise ConfigError(f"cannot listen on {listen}: {exc.strerror or exc}") from None
 
 
 def _configure_logging() -> None:
@@ -222,7 +214,7 @@ def run(settings: Settings) -> None:
     _configure_logging()
     _prepare_data_dir(settings)
     if settings.workers == 1:
-        _serving(settings, shared=False)
+        _run(settings.listen, _serve, settings)
     else:
         _supervise(settings)
 
@@ -243,7 +235,7 @@ def _worker(settings: Settings, parent: int, ready: EventType) -> None:
     _end_with(parent)
     _configure_logging()
     try:
-        _serving(settings, shared=True, started=ready.set)
+        _run(settings.listen, _serve, settings, True, ready.set)
     except ConfigError as exc:
         log.error("worker %d cannot serve: %s", os.getpid(), exc)
         sys.exit(_CANNOT_START)
@@ -253,7 +245,7 @@ def _end_with(parent: int) -> None:
     """Have the kernel stop this process when ``parent`` ends (Linux), however it ends."""
     if sys.platform == "linux":
         pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
     if os.getppid() != parent:  # it ended before the request above
         sys.exit(0)
 
@@ -274,7 +266,7 @@ def _supervise(settings: Settings) -> None:
         raise ConfigError("memory:// storage lives in one process; --workers needs a shared store")
     host, port = parse_listen(settings.listen)
     _check_listen(host, port)
-    _serving(settings, shared=True, check_only=True)  # migrations run once, here
+    _run(settings.listen, _check_registry, settings)  # migrations run once, here
     spawn = multiprocessing.get_context("spawn")
     workers: dict[int, tuple[BaseProcess, EventType, float]] = {}
     stopping = False

@@ -11,9 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
-from bench.servers import running
+from bench.servers import answers, running
 
 __all__ = ["CLI", "free_port", "run_cli", "serving"]
 
@@ -47,13 +45,7 @@ def serving(
     args: Sequence[str], url: str, workdir: Path, env: Mapping[str, str] | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``serve`` with ``args`` until ``url``/health answers; SIGTERM it on exit."""
-
-    def ready() -> bool:
-        try:
-            return httpx.get(f"{url}/health", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
-
     log_path = workdir / f"serve-{time.monotonic_ns()}.log"
+    ready = answers(f"{url}/health")
     with running("serve", [*CLI, "serve", *args], log_path, ready, env=_env(env)) as process:
         yield process
