@@ -139,6 +139,64 @@ async def test_staged_bytes_are_handed_to_the_disk_as_they_arrive(
     assert started == [(0, 16 << 20), (20 << 20, 16 << 20), (36 << 20, 16 << 20)]
 
 
+async def test_staged_bytes_are_flushed_in_the_background_as_they_arrive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An fdatasync starts every 16 MiB while the upload goes on, so the fsync at close
+    has only the tail left to flush; the close waits for it first."""
+    calls: list[tuple[str, int]] = []
+    real_fdatasync, real_fsync = filesystem.os.fdatasync, filesystem.os.fsync
+
+    def fdatasync(fd: int) -> None:
+        calls.append(("background", filesystem.os.fstat(fd).st_size))
+        real_fdatasync(fd)
+
+    def fsync(fd: int) -> None:
+        calls.append(("close", filesystem.os.fstat(fd).st_size))
+        real_fsync(fd)
+
+    monkeypatch.setattr(filesystem.os, "fdatasync", fdatasync)
+    monkeypatch.setattr(filesystem.os, "fsync", fsync)
+    store = FsBlobStore(tmp_path)
+    mib = b"f" * (1 << 20)
+    writer = await store.upload("flushed")
+    for _ in range(40):
+        await writer.write(mib)
+    await writer.close()
+    background = [size for kind, size in calls if kind == "background"]
+    assert background
+    assert background[0] >= filesystem._SYNC_RUN
+    assert all(size < 40 << 20 for size in background)  # before the upload's end
+    assert calls[-1] == ("close", 40 << 20)
+
+
+async def test_an_upload_fails_when_a_background_flush_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flush consumes the file's write error (the fsync at close would not see it
+    again), so its error fails the upload, and the writer takes no more bytes."""
+
+    def failing(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(filesystem.os, "fdatasync", failing)
+    store = FsBlobStore(tmp_path)
+    writer = await store.upload("lost")
+    mib = b"l" * (1 << 20)
+
+    async def push() -> None:
+        for _ in range(20):
+            await writer.write(mib)
+        await writer.commit()
+
+    with pytest.raises(StorageUnavailable, match="Input/output error"):
+        await push()
+    with pytest.raises(UploadNotFound):
+        await writer.write(mib)
+    await writer.abort()
+    assert [b async for b in store.list()] == []
+
+
 async def test_small_writes_are_hashed_and_written_in_pieces_of_megabytes(
     tmp_path: Path, hashed_pieces: list[int]
 ) -> None:
