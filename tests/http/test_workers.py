@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import multiprocessing.process
 import os
 import signal
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 
 import anyio
@@ -17,6 +21,8 @@ import pytest
 
 from conformance import mismatches, run_checks
 from oci.digest import Digest
+from registry import server
+from registry.config import ConfigError, Settings, load_settings
 from tests.http._serve import free_port, serving
 
 
@@ -146,3 +152,45 @@ def test_workers_end_when_the_supervisor_is_killed(tmp_path: Path) -> None:
         assert alive == []
     with pytest.raises(httpx.TransportError):
         httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=2)
+
+
+def _first_cannot_start(settings: Settings, parent: int, ready: EventType) -> None:
+    """A worker of which the first started fails as a worker that cannot serve does."""
+    try:
+        os.close(os.open(os.environ["WORKER_FAILED_MARK"], os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        server._worker(settings, parent, ready)  # the real one (fresh in this process)
+        return
+    sys.exit(server._CANNOT_START)
+
+
+def test_a_worker_that_cannot_start_stops_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The supervisor's own checks catch bad configuration before any worker starts; a
+    worker can still fail on its own (a database gone since, an import error). Then it
+    stops the others and fails with one line instead of restarting it forever."""
+    monkeypatch.setattr(server, "_worker", _first_cannot_start)
+    monkeypatch.setenv("WORKER_FAILED_MARK", str(tmp_path / "failed"))
+    settings = load_settings(
+        {"listen": f"127.0.0.1:{free_port()}", "data_dir": str(tmp_path / "d"), "workers": 2}
+    )
+    spawned: list[int] = []
+    start = multiprocessing.process.BaseProcess.start
+
+    def recorded(process: multiprocessing.process.BaseProcess) -> None:
+        start(process)
+        assert process.pid is not None
+        spawned.append(process.pid)
+
+    monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", recorded)
+    # A supervisor that restarted it instead would serve on: stop it as SIGTERM does.
+    give_up = threading.Timer(60, os.kill, (os.getpid(), signal.SIGTERM))
+    give_up.start()
+    try:
+        with pytest.raises(ConfigError, match=r"^worker \d could not start \(exit code 3\)$"):
+            server.run(settings)
+    finally:
+        give_up.cancel()
+    assert len(spawned) == 2  # the failed one was not started again
+    assert not [pid for pid in spawned if psutil.pid_exists(pid)]  # the other was stopped
