@@ -92,7 +92,7 @@ class AuthStore:
 
     async def close(self) -> None:
         if self._owns_engine:
-            await self.engine.dispose()
+            await _engine.dispose(self.engine)
 
     async def _audit(
         self, conn: AsyncConnection, actor: str, action: str, target: str, **detail: Any

@@ -166,14 +166,14 @@ class MetadataStore:
             with _engine.translate_errors(parsed):
                 await _engine.migrate(engine)
         except BaseException:
-            await engine.dispose()
+            await _engine.dispose(engine)
             raise
         return cls(engine, parsed)
 
     async def close(self) -> None:
         if self._fast is not None:
             self._fast.close()
-        await self._engine.dispose()
+        await _engine.dispose(self._engine)
 
     async def check(self) -> None:
         with self._translate():

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
+import threading
 from pathlib import Path
 
 import anyio
 import pytest
+import sqlalchemy as sa
 
 from oci.digest import Digest
 from oci.errors import (
@@ -14,7 +17,7 @@ from oci.errors import (
     ManifestBlobUnknown,
     ManifestUnknown,
 )
-from registry.meta import MetadataStore
+from registry.meta import MetadataStore, _engine
 
 from ._content import Pushed, blob, image, index
 
@@ -316,4 +319,72 @@ async def test_writers_of_one_process_queue_in_the_process(
                 writers.start_soon(_put, store, "r", pushed, [f"t{number:02d}"])
         assert len(await store.list_tags("r", None, None)) == 32
     finally:
+        await store.close()
+
+
+async def test_sqlite_writes_run_inline_but_for_begin_and_commit(tmp_path: Path) -> None:
+    """On SQLite a write transaction's statements run on the event loop's thread (no
+    hand-off per statement); BEGIN IMMEDIATE and COMMIT, which may wait, do not."""
+    store = await MetadataStore.open(f"sqlite:///{tmp_path}/meta.db")
+    seen: list[tuple[bool, str]] = []
+    loop_thread = threading.get_ident()
+
+    def trace(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+        dbapi_connection.set_trace_callback(
+            lambda statement: seen.append((threading.get_ident() == loop_thread, statement))
+        )
+
+    try:
+        inline = _engine._writer(store._engine).inline
+        assert inline is not None
+        await inline.dispose()  # the next write connects anew, traced
+        sa.event.listen(inline.sync_engine, "connect", trace)
+        await _commit_all(store, "r")
+        await _put(store, "r", image(CONFIG, [LAYER]), ["latest"])
+    finally:
+        await store.close()
+    statements = [(on_loop, sql.split()[0].upper()) for on_loop, sql in seen]
+    assert (False, "BEGIN") in statements
+    assert (False, "COMMIT") in statements
+    assert {verb for on_loop, verb in statements if not on_loop} == {"BEGIN", "COMMIT"}
+    assert {"SELECT", "INSERT"} <= {verb for on_loop, verb in statements if on_loop}
+
+
+async def test_a_sqlite_writer_waiting_for_another_process_leaves_the_loop_running(
+    tmp_path: Path,
+) -> None:
+    """Another process holding SQLite's write lock makes a writer wait (``busy_timeout``),
+    in a worker thread: requests on the event loop go on meanwhile."""
+    store = await MetadataStore.open(f"sqlite:///{tmp_path}/meta.db")
+    other = sqlite3.connect(tmp_path / "meta.db", isolation_level=None, check_same_thread=False)
+    ticks = 0
+    try:
+        other.execute("BEGIN IMMEDIATE")  # as another process's write transaction would
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await anyio.sleep(0.01)
+
+        committed = anyio.Event()
+
+        async def commit() -> None:
+            await store.commit_blob("r", CONFIG, actor="a")
+            committed.set()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(tick)
+            group.start_soon(commit)
+            await anyio.sleep(0.5)
+            waited = ticks
+            assert not committed.is_set()  # it waits for the other's lock
+            other.execute("COMMIT")
+            with anyio.fail_after(10):
+                await committed.wait()
+            group.cancel_scope.cancel()
+        assert waited >= 20  # the loop ran on while the write waited (50 ticks if idle)
+        assert await store.get_blob("r", CONFIG.sha256) is not None
+    finally:
+        other.close()
         await store.close()
