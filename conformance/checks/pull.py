@@ -142,6 +142,20 @@ async def manifest_unknown(t: Context) -> None:
 
 
 @check("pull", "#pulling-manifests")
+async def manifest_reference_outside_the_tag_grammar(t: Context) -> None:
+    """GET and HEAD of a reference that is neither a digest nor a valid tag: 404.
+
+    Nothing can be stored under it, so it names no manifest; the spec lists
+    only 404 as the failure of a manifest GET or HEAD (end-3).
+    """
+    repo, _ = await _pushed(t, "manifest-bad-tag")
+    for reference in (".INVALID_MANIFEST_NAME", "-dash", "t" * 129):
+        url = f"/v2/{repo}/manifests/{reference}"
+        t.expect(await t.request("HEAD", url, headers={"Accept": ACCEPT}), 404)
+        t.expect(await t.request("GET", url, headers={"Accept": ACCEPT}), 404)
+
+
+@check("pull", "#pulling-manifests")
 async def manifest_pull_of_unknown_repository(t: Context) -> None:
     """A pull from a repository that was never pushed: 404 (NAME_UNKNOWN or MANIFEST_UNKNOWN)."""
     repo = t.repo("never-pushed")

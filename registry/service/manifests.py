@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
 from oci.digest import Digest
-from oci.errors import DigestInvalid, ManifestUnknown, NameUnknown
+from oci.errors import DigestInvalid, ManifestUnknown, NameUnknown, TagInvalid
 from oci.manifest import Descriptor, Manifest, parse_manifest
 from oci.mediatype import base_type
 from oci.reference import validate_tag
@@ -27,17 +28,35 @@ def is_digest(reference: str) -> bool:
     return ":" in reference
 
 
-def _parse_reference(reference: str) -> str:
-    if is_digest(reference):
-        return str(Digest.parse(reference))
-    return validate_tag(reference)
+def _is_tag(reference: str) -> bool:
+    try:
+        validate_tag(reference)
+    except TagInvalid:
+        return False
+    return True
 
 
 async def get_manifest(registry: Registry, repo: str, reference: str) -> ManifestRecord:
-    key = _parse_reference(reference)
-    record = await registry.meta.get_manifest(repo, key)
-    if record is not None:
-        return record
+    """The manifest ``reference`` names: 404 when it names none, a malformed tag included.
+
+    No manifest can be stored under a malformed tag (a push is refused with
+    TAG_INVALID), so fetching one is fetching something unknown: the spec's
+    GET and HEAD answer 404 for that (end-3), as distribution does; its
+    conformance suite asks for ``.INVALID_MANIFEST_NAME`` and expects 404.
+    A malformed digest is still 400 DIGEST_INVALID.
+    """
+    if is_digest(reference):
+        record = await registry.meta.get_manifest(repo, str(Digest.parse(reference)))
+    elif _is_tag(reference):
+        record = await registry.meta.get_manifest(repo, reference)
+    else:
+        record = None
+    if record is None:
+        await _unknown(registry, repo, reference)
+    return record
+
+
+async def _unknown(registry: Registry, repo: str, reference: str) -> NoReturn:
     if not await registry.meta.repository_exists(repo):
         raise NameUnknown(f"repository {repo} is not known", detail={"name": repo})
     raise ManifestUnknown(
@@ -95,10 +114,10 @@ async def delete_manifest(
         await registry.meta.delete_manifest(
             repo, Digest.parse(reference), actor=actor, override=override
         )
-    else:
-        await registry.meta.delete_tag(
-            repo, validate_tag(reference), actor=actor, override=override
-        )
+    elif _is_tag(reference):
+        await registry.meta.delete_tag(repo, reference, actor=actor, override=override)
+    else:  # no such tag can exist: unknown, as for GET
+        await _unknown(registry, repo, reference)
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,8 +92,13 @@ BAD_REQUESTS: list[tuple[str, str, int, str | None]] = [
     ("POST", f"/v2/{REPO}/blobs/uploads/?digest=sha256:zz", 400, "DIGEST_INVALID"),
     ("POST", f"/v2/{REPO}/blobs/uploads/?mount=bogus&from=other", 400, "DIGEST_INVALID"),
     # tags
-    ("GET", f"/v2/{REPO}/manifests/-leading-dash", 400, "TAG_INVALID"),
-    ("GET", f"/v2/{REPO}/manifests/{'t' * 129}", 400, "TAG_INVALID"),
+    # no manifest can be stored under a malformed tag: fetching one finds nothing (spec end-3)
+    ("GET", f"/v2/{REPO}/manifests/-leading-dash", 404, "MANIFEST_UNKNOWN"),
+    ("HEAD", f"/v2/{REPO}/manifests/.INVALID_MANIFEST_NAME", 404, None),
+    ("GET", f"/v2/{REPO}/manifests/{'t' * 129}", 404, "MANIFEST_UNKNOWN"),
+    ("DELETE", f"/v2/{REPO}/manifests/{'t' * 129}", 404, "MANIFEST_UNKNOWN"),
+    ("GET", "/v2/never/pushed/manifests/-leading-dash", 404, "NAME_UNKNOWN"),
+    ("PUT", f"/v2/{REPO}/manifests/-leading-dash", 400, "TAG_INVALID"),
     ("PUT", f"/v2/{REPO}/manifests/v1?tag=..", 400, "TAG_INVALID"),
     # pagination
     ("GET", "/v2/_catalog?n=abc", 400, "PAGINATION_NUMBER_INVALID"),
