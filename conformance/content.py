@@ -130,6 +130,22 @@ def oci_manifest(
     return Manifest(_encode(document), OCI_MANIFEST, (config, *blobs))
 
 
+def with_external_layer(manifest: Manifest) -> Manifest:
+    """``manifest`` (an OCI image) with a non-distributable layer in front, which names
+    bytes that live at a URL and are never pushed (image-spec's "urls")."""
+    document = json.loads(manifest.body)
+    absent = random_blob(4096)
+    document["layers"].insert(
+        0,
+        absent.descriptor()
+        | {
+            "mediaType": "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+            "urls": [f"https://layers.example.com/{absent.digest}"],
+        },
+    )
+    return Manifest(_encode(document), manifest.media_type, manifest.blobs)
+
+
 def oci_index(children: list[Manifest], annotations: dict[str, str] | None = None) -> Manifest:
     document: dict[str, Any] = {
         "schemaVersion": 2,

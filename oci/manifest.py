@@ -80,6 +80,12 @@ class Descriptor:
         # The mappings are not hashable; equal descriptors agree on these three.
         return hash((self.media_type, self.digest, self.size))
 
+    @property
+    def external(self) -> bool:
+        """A non-distributable layer with ``urls``: its bytes live elsewhere, and a
+        registry accepts the manifest without them (distribution's "foreign layers")."""
+        return bool(self.urls) and self.media_type in mediatype.NONDISTRIBUTABLE_LAYERS
+
 
 @dataclass(frozen=True, slots=True)
 class Manifest:

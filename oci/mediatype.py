@@ -71,6 +71,17 @@ DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 DOCKER_FOREIGN_LAYER = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
 DOCKER_PLUGIN_CONFIG = "application/vnd.docker.plugin.v1+json"
+
+# Layers whose bytes a registry need not hold: clients fetch them from the
+# descriptor's ``urls`` (Windows base layers are the usual case).
+NONDISTRIBUTABLE_LAYERS = frozenset(
+    {
+        OCI_LAYER_NONDISTRIBUTABLE,
+        OCI_LAYER_NONDISTRIBUTABLE_GZIP,
+        OCI_LAYER_NONDISTRIBUTABLE_ZSTD,
+        DOCKER_FOREIGN_LAYER,
+    }
+)
 # Schema 1 is named only to be refused with a clear message: distribution
 # deprecated it, and its signatures cannot survive byte-for-byte storage checks.
 DOCKER_SCHEMA1_MANIFEST = "application/vnd.docker.distribution.manifest.v1+json"

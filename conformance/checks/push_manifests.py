@@ -17,8 +17,9 @@ from conformance.content import (
     oci_index,
     oci_manifest,
     random_blob,
+    with_external_layer,
 )
-from conformance.context import Context
+from conformance.context import Context, error_codes
 from conformance.result import CheckFailed, NotSupported
 
 
@@ -152,3 +153,52 @@ async def manifest_subject_missing_accepted(t: Context) -> None:
         "GET", f"/v2/{repo}/manifests/{referrer.digest}", headers={"Accept": ACCEPT}
     )
     verify_manifest_response(got, referrer, head=False)
+
+
+@check("push", "#pushing-manifests")
+async def manifest_put_with_tag_parameters(t: Context) -> None:
+    """PUT by digest with ``?tag=`` (OCI 1.1.1, optional): ``OCI-Tag`` names every tag
+    applied, and each resolves to the manifest. Without ``OCI-Tag``: unsupported."""
+    repo, manifest = t.repo("tag-params"), oci_manifest()
+    for blob in manifest.blobs:
+        await t.push_blob(repo, blob)
+    tags = ["1.2.3", "1.2", "latest"]
+    query = "&".join(f"tag={tag}" for tag in tags)
+    response = await t.request(
+        "PUT",
+        f"/v2/{repo}/manifests/{manifest.digest}?{query}",
+        headers={"Content-Type": manifest.media_type},
+        content=manifest.body,
+    )
+    if response.status_code == 201:
+        t.cleanup_later(f"/v2/{repo}/manifests/{manifest.digest}")
+    verify_put(t, response, manifest)
+    announced = [
+        tag.strip()
+        for header in response.headers.get_list("OCI-Tag")
+        for tag in header.split(",")
+        if tag.strip()
+    ]
+    if not announced:
+        raise NotSupported("no OCI-Tag header: tag parameters are not taken")
+    if sorted(announced) != sorted(tags):
+        raise CheckFailed(f"OCI-Tag names {announced}; the PUT asked for {tags}")
+    for tag in tags:
+        got = await t.request("GET", f"/v2/{repo}/manifests/{tag}", headers={"Accept": ACCEPT})
+        verify_manifest_response(got, manifest, head=False)
+
+
+@check("push", "#pushing-manifests")
+async def manifest_non_distributable_layer(t: Context) -> None:
+    """A manifest with a non-distributable layer carrying ``urls``, its bytes never pushed:
+    accepted and served as pushed. A registry MAY insist on every blob (400
+    MANIFEST_BLOB_UNKNOWN): unsupported."""
+    repo, manifest = t.repo("external-layer"), with_external_layer(oci_manifest())
+    for blob in manifest.blobs:
+        await t.push_blob(repo, blob)
+    response = await t.put_manifest(repo, manifest, "external")
+    if response.status_code == 400 and error_codes(response) == ["MANIFEST_BLOB_UNKNOWN"]:
+        raise NotSupported("a layer that lives at its urls must be pushed too")
+    verify_put(t, response, manifest)
+    got = await t.request("GET", f"/v2/{repo}/manifests/external", headers={"Accept": ACCEPT})
+    verify_manifest_response(got, manifest, head=False)

@@ -185,6 +185,12 @@ async def put_manifest(request: Request) -> Response:
     )
     if manifest.subject is not None:
         headers["OCI-Subject"] = str(manifest.subject.digest)
+    if tags := request.query_params.getlist("tag"):
+        # Every tag the push applied, as the spec asks of a registry that takes ?tag=
+        # (end-7b); tags hold no commas, so one comma-separated header says it all.
+        # https://github.com/opencontainers/distribution-spec/blob/v1.1.1/spec.md#pushing-manifests
+        applied = [] if manifests.is_digest(reference) else [reference]
+        headers["OCI-Tag"] = ", ".join(dict.fromkeys([*applied, *tags]))
     return Response(b"", 201, headers=headers)
 
 

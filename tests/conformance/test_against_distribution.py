@@ -25,6 +25,8 @@ KNOWN: dict[str, Status] = {
     "tags_list_pagination": F,  # n and last are ignored
     "tags_list_link_header": F,  # ... so there is no partial page to link from
     "delete_tag": U,  # DELETE /manifests/<tag> is refused with 400
+    "manifest_put_with_tag_parameters": U,  # ?tag= is ignored: no OCI-Tag (pre-1.1.1)
+    "manifest_non_distributable_layer": F,  # refused with UNKNOWN beside MANIFEST_BLOB_UNKNOWN
     "oci_subject_header": U,  # no referrers API (a pre-1.1 registry) ...
     "referrers_list": U,
     "referrers_artifact_type_from_config": U,

@@ -11,6 +11,7 @@ from oci.mediatype import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_
 from tests.http._oci import (
     Blob,
     Pushed,
+    descriptor,
     docker_image,
     error_code,
     image,
@@ -136,6 +137,76 @@ async def test_tag_query_parameters_tag_a_push_by_digest(served: Served) -> None
         response = await served.client.get(f"/v2/{REPO}/manifests/{tag}")
         assert response.headers["Docker-Content-Digest"] == str(second.digest)
     assert pushed.digest != second.digest
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("algorithm", ["sha256", "sha512"])
+async def test_tags_a_push_by_digest_applied_are_named_in_oci_tag(
+    served: Served, algorithm: str
+) -> None:
+    """The spec's registry that takes ``?tag=`` MUST answer with ``OCI-Tag`` naming each
+    accepted tag (clients fall back to one PUT per tag without it); the tags point at
+    the digest the client pushed by, sha512 included."""
+    config, layer = Blob(b"{}"), random_blob()
+    await push_blob(served.client, REPO, config)
+    await push_blob(served.client, REPO, layer)
+    body = json.dumps(image(config, [layer])).encode()
+    digest = Digest.compute(body, algorithm)
+    response = await served.client.put(
+        f"/v2/{REPO}/manifests/{digest}",
+        content=body,
+        headers={"Content-Type": OCI_MANIFEST},
+        params={"tag": ["1.2.3", "1.2", "latest", "1.2"]},
+    )
+    assert response.status_code == 201, response.text
+    assert response.headers["Docker-Content-Digest"] == str(digest)
+    assert response.headers["OCI-Tag"] == "1.2.3, 1.2, latest"
+    for tag in ("1.2.3", "1.2", "latest"):
+        response = await served.client.get(f"/v2/{REPO}/manifests/{tag}")
+        assert response.headers["Docker-Content-Digest"] == str(digest)
+        assert response.content == body
+    plain = await served.client.put(
+        f"/v2/{REPO}/manifests/{Digest.compute(body)}",
+        content=body,
+        headers={"Content-Type": OCI_MANIFEST},
+    )
+    assert plain.status_code == 201
+    assert "OCI-Tag" not in plain.headers  # no ?tag=, no header
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "layer_type",
+    [
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+    ],
+)
+async def test_a_non_distributable_layer_with_urls_need_not_be_pushed(
+    served: Served, layer_type: str
+) -> None:
+    """Such a layer's bytes live at its ``urls`` (Windows base layers): the manifest is
+    accepted without them, as distribution does. Without ``urls`` it is an ordinary
+    reference, and one not pushed is MANIFEST_BLOB_UNKNOWN."""
+    config, pushed, foreign = Blob(b"{}"), random_blob(), random_blob()
+    await push_blob(served.client, REPO, config)
+    await push_blob(served.client, REPO, pushed)
+    document = image(config, [pushed])
+    external = descriptor(
+        layer_type, foreign.digest, foreign.size, urls=["https://example.com/layer.tar.gz"]
+    )
+    document["layers"].insert(0, external)
+    stored = await push_manifest(served.client, REPO, "windows", document)
+    response = await served.client.get(f"/v2/{REPO}/manifests/windows")
+    assert response.content == stored.body
+
+    del external["urls"]
+    body = json.dumps(document).encode()
+    response = await served.client.put(
+        f"/v2/{REPO}/manifests/no-urls", content=body, headers={"Content-Type": OCI_MANIFEST}
+    )
+    assert response.status_code == 400
+    assert error_code(response) == "MANIFEST_BLOB_UNKNOWN"
 
 
 @pytest.mark.anyio
