@@ -255,11 +255,13 @@ class Context:
             raise Skipped(f"could not push a fixture manifest: {describe(response)}")
         return response
 
-    async def put_manifest(self, repo: str, manifest: Manifest, reference: str) -> httpx.Response:
-        """One manifest PUT, registered for cleanup when it lands."""
+    async def put_manifest(
+        self, repo: str, manifest: Manifest, reference: str, query: str = ""
+    ) -> httpx.Response:
+        """One manifest PUT (``query``: what follows ``?``), cleaned up later if it lands."""
         response = await self.request(
             "PUT",
-            f"/v2/{repo}/manifests/{reference}",
+            f"/v2/{repo}/manifests/{reference}" + (f"?{query}" if query else ""),
             headers={"Content-Type": manifest.media_type},
             content=manifest.body,
         )

@@ -164,14 +164,7 @@ async def manifest_put_with_tag_parameters(t: Context) -> None:
         await t.push_blob(repo, blob)
     tags = ["1.2.3", "1.2", "latest"]
     query = "&".join(f"tag={tag}" for tag in tags)
-    response = await t.request(
-        "PUT",
-        f"/v2/{repo}/manifests/{manifest.digest}?{query}",
-        headers={"Content-Type": manifest.media_type},
-        content=manifest.body,
-    )
-    if response.status_code == 201:
-        t.cleanup_later(f"/v2/{repo}/manifests/{manifest.digest}")
+    response = await t.put_manifest(repo, manifest, manifest.digest, query)
     verify_put(t, response, manifest)
     announced = [
         tag.strip()

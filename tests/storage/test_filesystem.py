@@ -10,7 +10,7 @@ import pytest
 
 from oci.digest import Digest
 from storage import filesystem
-from storage.base import BlobInfo, BlobStore
+from storage.base import BlobInfo, BlobStore, BlobWriter
 from storage.errors import StorageUnavailable, UploadNotFound
 from storage.filesystem import FsBlobStore
 from storage.testing import BlobStoreSuite, put
@@ -35,6 +35,19 @@ class TestFsBlobStore(BlobStoreSuite):
 
 
 pytestmark = pytest.mark.anyio
+
+
+MIB = b"m" * (1 << 20)
+
+
+async def _write_mib(writer: BlobWriter, count: int) -> None:
+    for _ in range(count):
+        await writer.write(MIB)
+
+
+async def _write_mib_then_commit(writer: BlobWriter, count: int) -> None:
+    await _write_mib(writer, count)
+    await writer.commit()
 
 
 async def test_key_layout(tmp_path: Path) -> None:
@@ -124,17 +137,14 @@ async def test_staged_bytes_are_handed_to_the_disk_as_they_arrive(
     monkeypatch.setattr(filesystem, "_sync_file_range", record)
     monkeypatch.setattr(filesystem, "_WRITEBACK_RUN", 16 << 20)
     store = FsBlobStore(tmp_path)
-    mib = b"m" * (1 << 20)
     writer = await store.upload("resumed")
-    for _ in range(20):
-        await writer.write(mib)
+    await _write_mib(writer, 20)
     await writer.close()
     assert started == [(0, 16 << 20)]  # the last 4 MiB wait for the commit's fsync
 
     writer = await store.upload("resumed")
-    for _ in range(32):
-        await writer.write(mib)
-    info = await writer.commit(Digest.compute(mib * 52, "sha256"))
+    await _write_mib(writer, 32)
+    info = await writer.commit(Digest.compute(MIB * 52, "sha256"))
     assert info.size == 52 << 20
     assert started == [(0, 16 << 20), (20 << 20, 16 << 20), (36 << 20, 16 << 20)]
 
@@ -158,10 +168,8 @@ async def test_staged_bytes_are_flushed_in_the_background_as_they_arrive(
     monkeypatch.setattr(filesystem.os, "fdatasync", fdatasync)
     monkeypatch.setattr(filesystem.os, "fsync", fsync)
     store = FsBlobStore(tmp_path)
-    mib = b"f" * (1 << 20)
     writer = await store.upload("flushed")
-    for _ in range(40):
-        await writer.write(mib)
+    await _write_mib(writer, 40)
     await writer.close()
     background = [size for kind, size in calls if kind == "background"]
     assert background
@@ -182,17 +190,10 @@ async def test_an_upload_fails_when_a_background_flush_failed(
     monkeypatch.setattr(filesystem.os, "fdatasync", failing)
     store = FsBlobStore(tmp_path)
     writer = await store.upload("lost")
-    mib = b"l" * (1 << 20)
-
-    async def push() -> None:
-        for _ in range(20):
-            await writer.write(mib)
-        await writer.commit()
-
     with pytest.raises(StorageUnavailable, match="Input/output error"):
-        await push()
+        await _write_mib_then_commit(writer, 20)
     with pytest.raises(UploadNotFound):
-        await writer.write(mib)
+        await writer.write(b"more")
     await writer.abort()
     assert [b async for b in store.list()] == []
 
@@ -315,14 +316,7 @@ async def test_an_uncached_upload_fails_when_the_disk_lost_a_run(
     monkeypatch.setattr(filesystem, "_sync_file_range", failing)
     store = FsBlobStore(tmp_path, cache_uploads=False)
     writer = await store.upload("lost")
-    mib = b"l" * (1 << 20)
-
-    async def push() -> None:
-        for _ in range(64):
-            await writer.write(mib)
-        await writer.commit()
-
     with pytest.raises(StorageUnavailable, match="Input/output error"):
-        await push()
+        await _write_mib_then_commit(writer, 64)
     await writer.abort()
     assert [b async for b in store.list()] == []
