@@ -169,28 +169,28 @@ async def put_manifest(request: Request) -> Response:
     registry = _registry(request)
     reference = request.path_params["reference"]
     body = await read_capped(request, registry.settings.max_manifest_bytes)
-    digest, manifest = await manifests.put_manifest(
+    extra_tags = request.query_params.getlist("tag")
+    stored = await manifests.put_manifest(
         registry,
         name,
         reference,
         body,
         request.headers.get("content-type"),
-        request.query_params.getlist("tag"),
+        extra_tags,
         actor=actor(request),
         override=await override_of(request, name),
     )
     headers = _headers(
-        Location=_absolute(request, f"/v2/{name}/manifests/{digest}"),
-        **{"Docker-Content-Digest": str(digest)},
+        Location=_absolute(request, f"/v2/{name}/manifests/{stored.digest}"),
+        **{"Docker-Content-Digest": str(stored.digest)},
     )
-    if manifest.subject is not None:
-        headers["OCI-Subject"] = str(manifest.subject.digest)
-    if tags := request.query_params.getlist("tag"):
+    if stored.manifest.subject is not None:
+        headers["OCI-Subject"] = str(stored.manifest.subject.digest)
+    if extra_tags:
         # Every tag the push applied, as the spec asks of a registry that takes ?tag=
         # (end-7b); tags hold no commas, so one comma-separated header says it all.
         # https://github.com/opencontainers/distribution-spec/blob/v1.1.1/spec.md#pushing-manifests
-        applied = [] if manifests.is_digest(reference) else [reference]
-        headers["OCI-Tag"] = ", ".join(dict.fromkeys([*applied, *tags]))
+        headers["OCI-Tag"] = ", ".join(stored.tags)
     return Response(b"", 201, headers=headers)
 
 

@@ -109,8 +109,9 @@ def connect_engine(url: sa.URL) -> AsyncEngine:
 
         @sa.event.listens_for(engine.sync_engine, "begin")
         def _on_begin(conn: sa.Connection) -> None:
-            write = conn.get_execution_options().get("write", False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+            # A snapshot for a read of several statements; writes take the inline
+            # engine of ``write_transaction``, which begins IMMEDIATE.
+            conn.exec_driver_sql("BEGIN")
 
         return engine
     return create_async_engine(url, pool_pre_ping=True)
@@ -242,7 +243,7 @@ async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnectio
     """A transaction holding the database-wide write lock from its first statement."""
     writer = _writer(engine)
     through = engine if writer.inline is None else writer.inline
-    async with writer.lock, through.execution_options(write=True).begin() as conn:
+    async with writer.lock, through.begin() as conn:
         if engine.dialect.name == "postgresql":
             await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(WRITE_LOCK_KEY)))
         yield conn

@@ -56,8 +56,9 @@ async def linked_blob(conn: AsyncConnection, repo: str, digest: Digest) -> BlobR
 
 
 def manifest_references(manifest: Manifest) -> tuple[ManifestReference, ...]:
-    """Every descriptor of ``references()`` with its role; the subject is not among them,
-    nor are external layers (``Descriptor.external``), which the registry need not hold."""
+    """Every descriptor of ``Manifest.references()`` (config, layers, child manifests) with
+    its role; not external layers (``Descriptor.external``), which the registry need not
+    hold. The subject is not among them."""
     found: dict[tuple[str, str], ManifestReference] = {}
 
     def add(kind: ReferenceKind, descriptor: Descriptor) -> None:
@@ -65,18 +66,11 @@ def manifest_references(manifest: Manifest) -> tuple[ManifestReference, ...]:
 
     if manifest.config is not None:
         add("config", manifest.config)
-    external = set()
     for descriptor in manifest.layers:
-        if descriptor.external:
-            external.add(str(descriptor.digest))
-        else:
+        if not descriptor.external:
             add("layer", descriptor)
     for descriptor in manifest.manifests:
         add("manifest", descriptor)
-    covered = {digest for _, digest in found} | external
-    for descriptor in manifest.references():
-        if str(descriptor.digest) not in covered:
-            add("layer", descriptor)
     return tuple(found.values())
 
 

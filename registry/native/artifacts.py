@@ -155,11 +155,11 @@ async def publish(
     # through the upload path records it like any pushed blob.
     await push_blob(registry, name, config, None, one_chunk(), str(len(body)), actor=actor)
     oci_body = native.to_oci_manifest(m, config, len(body))
-    digest, _ = await manifests.put_manifest(
+    stored = await manifests.put_manifest(
         registry, name, version, oci_body, OCI_MANIFEST, [], actor=actor, override=override
     )
-    record = await manifests.get_manifest(registry, name, str(digest))
-    return Artifact(m, digest, record.created_at)
+    record = await manifests.get_manifest(registry, name, str(stored.digest))
+    return Artifact(m, stored.digest, record.created_at)
 
 
 async def _view(

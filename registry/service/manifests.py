@@ -7,15 +7,16 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from oci.digest import Digest
-from oci.errors import DigestInvalid, ManifestUnknown, NameUnknown, TagInvalid
+from oci.errors import DigestInvalid, ManifestUnknown, NameUnknown
 from oci.manifest import Descriptor, Manifest, parse_manifest
 from oci.mediatype import base_type
-from oci.reference import validate_tag
+from oci.reference import TAG, validate_tag
 from registry.meta.records import ManifestRecord
 from registry.service.registry import Registry
 
 __all__ = [
     "ReferrersPage",
+    "StoredManifest",
     "delete_manifest",
     "get_manifest",
     "is_digest",
@@ -29,11 +30,7 @@ def is_digest(reference: str) -> bool:
 
 
 def _is_tag(reference: str) -> bool:
-    try:
-        validate_tag(reference)
-    except TagInvalid:
-        return False
-    return True
+    return TAG.fullmatch(reference) is not None
 
 
 async def get_manifest(registry: Registry, repo: str, reference: str) -> ManifestRecord:
@@ -65,6 +62,14 @@ async def _unknown(registry: Registry, repo: str, reference: str) -> NoReturn:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class StoredManifest:
+    digest: Digest
+    manifest: Manifest
+    # Every tag the push pointed at it, in the order named, each once.
+    tags: tuple[str, ...]
+
+
 async def put_manifest(
     registry: Registry,
     repo: str,
@@ -75,7 +80,7 @@ async def put_manifest(
     *,
     actor: str,
     override: str | None = None,
-) -> tuple[Digest, Manifest]:
+) -> StoredManifest:
     """Validate and store a manifest pushed by tag or by digest (plus ``?tag=`` tags).
 
     The digest is computed over the exact bytes received; a push by digest
@@ -96,10 +101,11 @@ async def put_manifest(
         digest = Digest.compute(body)
     manifest = parse_manifest(body, content_type)
     media_type = manifest.media_type or base_type(content_type) or ""
+    applied = tuple(dict.fromkeys(tags))
     await registry.meta.put_manifest(
-        repo, digest, manifest, body, media_type, tags, actor=actor, override=override
+        repo, digest, manifest, body, media_type, applied, actor=actor, override=override
     )
-    return digest, manifest
+    return StoredManifest(digest, manifest, applied)
 
 
 async def delete_manifest(
