@@ -61,10 +61,10 @@ async def push_image(
     datas = [f"{seed} config".encode(), f"{seed} layer one".encode() * 50, f"{seed} two".encode()]
     infos = [await push_blob(registry, repo, data) for data in datas]
     pushed = image(infos[0], infos[1:])
-    digest, _ = await manifest_service.put_manifest(
+    stored = await manifest_service.put_manifest(
         registry, repo, tag, pushed.body, OCI_MANIFEST, [], actor=ACTOR
     )
-    return str(digest), infos
+    return str(stored.digest), infos
 
 
 async def store_stray(store: BlobStore, data: bytes) -> BlobInfo:
