@@ -10,7 +10,9 @@ Usable without the server::
 
 The contract is ``BlobStore`` (``storage.base``); drivers live in
 ``storage.memory``, ``storage.filesystem`` and ``storage.s3``; the shared
-driver test suite in ``storage.testing``.
+driver test suite in ``storage.testing``. ``ContentHasher`` (``storage.hashing``)
+is the one-pass sha256 + blake3 every driver writes with, for callers that hash
+a stream the same way.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 from storage.base import UPLOAD_ID, BlobInfo, BlobStore, BlobWriter
 from storage.errors import BlobNotFound, DigestMismatch, StorageUnavailable, UploadNotFound
 from storage.filesystem import FsBlobStore
+from storage.hashing import ContentHasher
 from storage.memory import MemoryBlobStore
 from storage.url import open_store
 from storage.verify import VerifyReport, verify
@@ -28,6 +31,7 @@ __all__ = [
     "BlobNotFound",
     "BlobStore",
     "BlobWriter",
+    "ContentHasher",
     "DigestMismatch",
     "FsBlobStore",
     "MemoryBlobStore",

@@ -19,7 +19,7 @@ Key layout under ``root``::
         └── <upload_id>                 the staged bytes of one session
 
 Theory of operation. A session's bytes are appended to ``uploads/<id>``;
-hashes are updated as they pass (``storage._hashing``), and every 4 MiB the
+hashes are updated as they pass (``storage.hashing``), and every 4 MiB the
 kernel is asked to start writing them out (``_start_writeback``); with
 ``cache_uploads=False`` they also leave the page cache once on disk
 (``_drop_behind``). Commit fsyncs the
@@ -57,9 +57,10 @@ import anyio.to_thread
 
 from oci.digest import Digest
 from oci.errors import Corruption, DigestInvalid
-from storage._hashing import ContentHasher, finish_quietly, hash_stream
+from storage._tasks import finish_quietly
 from storage.base import UPLOAD_ID, BlobInfo, check_range, check_upload_id
 from storage.errors import BlobNotFound, DigestMismatch, StorageUnavailable, UploadNotFound
+from storage.hashing import ContentHasher, hash_stream
 
 __all__ = ["FsBlobStore"]
 

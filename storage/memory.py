@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 import anyio.lowlevel
 
 from oci.digest import Digest
-from storage._hashing import ContentHasher, hash_stream
 from storage.base import BlobInfo, check_range, check_upload_id
 from storage.errors import BlobNotFound, DigestMismatch, UploadNotFound
+from storage.hashing import ContentHasher, hash_stream
 
 __all__ = ["MemoryBlobStore"]
 

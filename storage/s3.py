@@ -72,9 +72,10 @@ from minio.helpers import DictType
 
 from oci.digest import Digest
 from oci.errors import Corruption, SizeInvalid
-from storage._hashing import ContentHasher, finish_quietly, hash_stream
+from storage._tasks import finish_quietly
 from storage.base import BlobInfo, check_range, check_upload_id
 from storage.errors import BlobNotFound, DigestMismatch, StorageUnavailable, UploadNotFound
+from storage.hashing import ContentHasher, hash_stream
 
 __all__ = ["S3BlobStore"]
 

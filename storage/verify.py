@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from storage._hashing import ContentHasher
 from storage.base import BlobInfo, BlobStore
 from storage.errors import BlobNotFound
+from storage.hashing import ContentHasher
 
 __all__ = ["VerifyReport", "verify"]
 

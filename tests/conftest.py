@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from storage._hashing import ContentHasher
+from storage.hashing import ContentHasher
 
 
 @pytest.fixture

@@ -44,8 +44,8 @@ from registry.meta import _holds
 from registry.meta.events import BlobCommitted, BlobDeleted, BlobUnlinked
 from registry.meta.tables import repository_blobs
 from registry.service.registry import Registry
-from storage._hashing import ContentHasher
 from storage.errors import BlobNotFound
+from storage.hashing import ContentHasher
 
 __all__ = ["repair"]
 

@@ -5,7 +5,7 @@ Theory of operation. ``verify`` makes three passes and changes nothing:
 1. Storage. ``BlobStore.list()`` is walked in batches; each batch's rows
    are fetched from the ``blobs`` view in one query. Every stored blob is
    re-hashed (sha256 and blake3 in one streaming read, in worker threads:
-   ``storage._hashing.ContentHasher``), so memory stays at one chunk per
+   ``storage.hashing.ContentHasher``), so memory stays at one chunk per
    blob in flight whatever the blob sizes. Bytes that do not hash to their
    sha256 name are *corrupt*; bytes with no row are *orphaned*; a stored size
    or blake3 name that differs from the row is a *size* or *name mismatch*.
@@ -41,9 +41,9 @@ import anyio
 from oci.digest import Digest
 from registry.lifecycle import _verify_checks as checks
 from registry.service.registry import Registry
-from storage._hashing import ContentHasher
 from storage.base import BlobInfo
 from storage.errors import BlobNotFound
+from storage.hashing import ContentHasher
 
 __all__ = [
     "DEFAULT_GRACE",

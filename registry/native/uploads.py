@@ -37,8 +37,8 @@ from registry.native import _group
 from registry.service import blobs
 from registry.service._presence import stored
 from registry.service.registry import Registry
-from storage._hashing import ContentHasher
 from storage.base import BlobInfo
+from storage.hashing import ContentHasher
 
 __all__ = ["QueryInvalid", "commit_upload", "push_blob"]
 

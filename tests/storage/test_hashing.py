@@ -9,8 +9,8 @@ from collections.abc import Callable
 import blake3
 import pytest
 
-from storage import _hashing
-from storage._hashing import PARALLEL_MIN, ContentHasher
+from storage import hashing
+from storage.hashing import PARALLEL_MIN, ContentHasher
 
 pytestmark = pytest.mark.anyio
 
@@ -44,13 +44,13 @@ async def test_a_large_chunk_is_written_while_both_hashes_run(
 ) -> None:
     """Neither hash may run before or after the write: a piece takes the slowest of the three."""
     written = threading.Event()
-    new = _hashing._new
+    new = hashing._new
 
     def waiting(name: str) -> object:
         hasher = new(name)
         return _Spy(hasher, _waits_for(written)) if name == algorithm else hasher
 
-    monkeypatch.setattr(_hashing, "_new", waiting)
+    monkeypatch.setattr(hashing, "_new", waiting)
     hashes = ContentHasher()
     data = b"w" * PARALLEL_MIN
     await hashes.update(data, written.set)
@@ -64,20 +64,20 @@ async def test_only_small_chunks_are_hashed_on_the_callers_thread(
 ) -> None:
     """Up to INLINE_MAX a thread hop costs more than the hashes; past it, the loop would stall."""
     threads: list[int] = []
-    new = _hashing._new
+    new = hashing._new
 
     def record() -> None:
         threads.append(threading.get_ident())
 
-    monkeypatch.setattr(_hashing, "_new", lambda name: _Spy(new(name), record))
+    monkeypatch.setattr(hashing, "_new", lambda name: _Spy(new(name), record))
     hashes = ContentHasher()
     here = threading.get_ident()
-    await hashes.update(b"s" * _hashing.INLINE_MAX)
+    await hashes.update(b"s" * hashing.INLINE_MAX)
     assert threads == [here, here]
     threads.clear()
-    await hashes.update(b"l" * (_hashing.INLINE_MAX + 1))
+    await hashes.update(b"l" * (hashing.INLINE_MAX + 1))
     assert len(threads) == 2
     assert here not in threads
-    data = b"s" * _hashing.INLINE_MAX + b"l" * (_hashing.INLINE_MAX + 1)
+    data = b"s" * hashing.INLINE_MAX + b"l" * (hashing.INLINE_MAX + 1)
     assert hashes.sha256().hex == hashlib.sha256(data).hexdigest()
     assert hashes.blake3().hex == blake3.blake3(data).hexdigest()

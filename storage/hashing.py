@@ -15,16 +15,15 @@ passed as they came: no slicing, no joining, no copies.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterable, Callable
 from typing import Any, Protocol, cast
 
-import anyio
 import anyio.to_thread
 
 from oci.digest import Digest, new_hasher
+from storage._tasks import concurrently
 
-__all__ = ["PARALLEL_MIN", "ContentHasher", "concurrently", "finish_quietly", "hash_stream"]
+__all__ = ["INLINE_MAX", "PARALLEL_MIN", "Buffer", "ContentHasher", "hash_stream"]
 
 # Below this a chunk is hashed in a single worker thread.
 PARALLEL_MIN = 256 * 1024
@@ -45,44 +44,6 @@ class _Hasher(Protocol):
 
 def _new(algorithm: str) -> _Hasher:
     return cast(_Hasher, new_hasher(algorithm))
-
-
-async def concurrently(*calls: Callable[[], object]) -> None:
-    """Run blocking ``calls`` in worker threads at the same time; re-raise the first error.
-
-    Errors are collected rather than left to the task group, which would wrap
-    them in an ExceptionGroup that callers converting OSError cannot catch.
-    Cancellation waits for the threads (they cannot be interrupted), so the
-    caller knows no thread is still touching its state afterwards.
-    """
-    errors: list[Exception] = []
-
-    async def run(call: Callable[[], object]) -> None:
-        try:
-            await anyio.to_thread.run_sync(call)
-        except Exception as exc:  # re-raised below, unwrapped
-            errors.append(exc)
-
-    async with anyio.create_task_group() as group:
-        for call in calls:
-            group.start_soon(run, call)
-    if errors:
-        raise errors[0]
-
-
-async def finish_quietly(task: asyncio.Future[None] | None) -> None:
-    """Wait for ``task`` even when the caller is cancelled, and drop its error.
-
-    For a driver's piece in flight when its writer is being discarded: the
-    task's thread still uses the writer's file or buffer, so it must be over
-    before they go, and its error no longer matters.
-    """
-    if task is None:
-        return
-    with anyio.CancelScope(shield=True):
-        await asyncio.wait([task])
-    if not task.cancelled():
-        task.exception()  # retrieved, so asyncio does not log it as lost
 
 
 class ContentHasher:
