@@ -13,7 +13,7 @@ import pytest
 from oci.digest import Digest
 from registry.config import Settings
 from registry.service.registry import expire_uploads
-from storage.filesystem import _FsWriter
+from storage._fs_writer import FsWriter
 from tests.http._oci import error_code, random_blob
 from tests.http.conftest import Served
 
@@ -340,9 +340,9 @@ async def test_an_offset_is_recorded_only_once_its_bytes_are_durable(
 ) -> None:
     """The writer's close (the fsync) comes before the offset is recorded, even on failure."""
     steps: list[str] = []
-    close, progress = _FsWriter.close, served.registry.meta.progress_upload
+    close, progress = FsWriter.close, served.registry.meta.progress_upload
 
-    async def closing(writer: _FsWriter) -> None:
+    async def closing(writer: FsWriter) -> None:
         await close(writer)
         steps.append("durable")
 
@@ -350,7 +350,7 @@ async def test_an_offset_is_recorded_only_once_its_bytes_are_durable(
         steps.append(f"recorded {offset}")
         await progress(upload_id, offset, actor=actor)
 
-    monkeypatch.setattr(_FsWriter, "close", closing)
+    monkeypatch.setattr(FsWriter, "close", closing)
     monkeypatch.setattr(served.registry.meta, "progress_upload", recording)
     location = await _start(served.client)
     if chunk == "whole":

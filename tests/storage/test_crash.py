@@ -19,8 +19,9 @@ import pytest
 
 import storage
 from oci.digest import Digest
+from storage._fs_writer import _COALESCE
 from storage.errors import BlobNotFound
-from storage.filesystem import _COALESCE, FsBlobStore
+from storage.filesystem import FsBlobStore
 from storage.verify import verify
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]

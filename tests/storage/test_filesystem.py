@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from oci.digest import Digest
-from storage import filesystem
+from storage import _fs_writer, filesystem
 from storage.base import BlobInfo, BlobStore, BlobWriter
 from storage.errors import StorageUnavailable, UploadNotFound
 from storage.filesystem import FsBlobStore
@@ -93,10 +93,10 @@ async def test_a_write_failing_in_flight_surfaces_and_leaves_nothing(
     def full(fd: int, data: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(filesystem, "_write_all", full)
+    monkeypatch.setattr(_fs_writer, "write_all", full)
     store = FsBlobStore(tmp_path)
     committing = await store.upload("committing")
-    await committing.write(b"x" * filesystem._COALESCE)  # accepted; its write is in flight
+    await committing.write(b"x" * _fs_writer._COALESCE)  # accepted; its write is in flight
     with pytest.raises(StorageUnavailable, match="No space left"):
         await committing.commit()
     with pytest.raises(UploadNotFound):
@@ -104,9 +104,9 @@ async def test_a_write_failing_in_flight_surfaces_and_leaves_nothing(
     await committing.abort()
 
     writing = await store.upload("writing")
-    await writing.write(b"x" * filesystem._COALESCE)
+    await writing.write(b"x" * _fs_writer._COALESCE)
     with pytest.raises(StorageUnavailable, match="No space left"):
-        await writing.write(b"y" * filesystem._COALESCE)
+        await writing.write(b"y" * _fs_writer._COALESCE)
     await writing.abort()
     assert [u async for u in store.list_uploads()] == []
     assert [b async for b in store.list()] == []
@@ -126,16 +126,16 @@ async def test_staged_bytes_are_handed_to_the_disk_as_they_arrive(
     Without it the whole blob would wait in memory for the commit's fsync.
     """
     if sys.platform.startswith("linux"):
-        assert filesystem._sync_file_range is not None  # the libc call was found
-    real = filesystem._sync_file_range
+        assert _fs_writer._sync_file_range is not None  # the libc call was found
+    real = _fs_writer._sync_file_range
     started: list[tuple[int, int]] = []
 
     def record(fd: int, offset: int, count: int, flags: int) -> int:
         started.append((offset, count))
         return 0 if real is None else real(fd, offset, count, flags)
 
-    monkeypatch.setattr(filesystem, "_sync_file_range", record)
-    monkeypatch.setattr(filesystem, "_WRITEBACK_RUN", 16 << 20)
+    monkeypatch.setattr(_fs_writer, "_sync_file_range", record)
+    monkeypatch.setattr(_fs_writer, "_WRITEBACK_RUN", 16 << 20)
     store = FsBlobStore(tmp_path)
     writer = await store.upload("resumed")
     await _write_mib(writer, 20)
@@ -173,7 +173,7 @@ async def test_staged_bytes_are_flushed_in_the_background_as_they_arrive(
     await writer.close()
     background = [size for kind, size in calls if kind == "background"]
     assert background
-    assert background[0] >= filesystem._SYNC_RUN
+    assert background[0] >= _fs_writer._SYNC_RUN
     assert all(size < 40 << 20 for size in background)  # before the upload's end
     assert calls[-1] == ("close", 40 << 20)
 
@@ -239,7 +239,7 @@ async def test_uncached_uploads_leave_the_page_cache_as_they_reach_the_disk(
 ) -> None:
     """``cache_uploads=False``: an upload leaves memory run by run once on disk, and its
     last runs when it closes; by default the kernel keeps what was written."""
-    monkeypatch.setattr(filesystem, "_WRITEBACK_RUN", 16 << 20)
+    monkeypatch.setattr(_fs_writer, "_WRITEBACK_RUN", 16 << 20)
     store = FsBlobStore(tmp_path, cache_uploads=cache_uploads)
     piece = bytes(range(256)) * 4096  # 1 MiB
     writer = await store.upload("dropped")
@@ -274,8 +274,8 @@ async def test_uncached_uploads_wait_for_each_run_before_dropping_it(
         assert advice == filesystem.os.POSIX_FADV_DONTNEED
         dropped.append((offset >> 20, count >> 20))
 
-    monkeypatch.setattr(filesystem, "_sync_file_range", record)
-    monkeypatch.setattr(filesystem, "_WRITEBACK_RUN", 16 << 20)
+    monkeypatch.setattr(_fs_writer, "_sync_file_range", record)
+    monkeypatch.setattr(_fs_writer, "_WRITEBACK_RUN", 16 << 20)
     monkeypatch.setattr(filesystem.os, "posix_fadvise", fadvise, raising=False)
     store = FsBlobStore(tmp_path, cache_uploads=False)
     writer = await store.upload("runs")
@@ -313,7 +313,7 @@ async def test_an_uncached_upload_fails_when_the_disk_lost_a_run(
             return -1
         return 0
 
-    monkeypatch.setattr(filesystem, "_sync_file_range", failing)
+    monkeypatch.setattr(_fs_writer, "_sync_file_range", failing)
     store = FsBlobStore(tmp_path, cache_uploads=False)
     writer = await store.upload("lost")
     with pytest.raises(StorageUnavailable, match="Input/output error"):
