@@ -1,8 +1,9 @@
 """The S3 driver: blobs in an S3-compatible bucket (Ceph RGW, MinIO, SeaweedFS, AWS).
 
-This is the one module that imports the S3 SDK (``minio``). The SDK is
-synchronous, so every call runs in a worker thread; the event loop never waits
-on the network.
+This module, with ``storage._s3_upload`` (the upload writer) and
+``storage._s3_retry`` (retries), is the only code that imports the S3 SDK
+(``minio``). The SDK is synchronous, so every call runs in a worker thread;
+the event loop never waits on the network.
 
 Key layout under ``s3://<bucket>/<prefix>``::
 
@@ -22,7 +23,7 @@ its bytes are plain objects, one per part, named by their start offset. Any
 process lists ``uploads/<id>/`` to learn the staged size; a process that holds
 no hash state for the session (or whose state does not match the staged size
 and the last part's ETag) re-hashes the staged parts, streaming. Parts follow a
-fixed schedule (``_part_span``): 8 MiB for the first 1,000 parts, doubling
+fixed schedule (``part_span``): 8 MiB for the first 1,000 parts, doubling
 every 1,000 parts up to 128 MiB, so the 10,000-part limit of a multipart upload
 holds up to ~867 GiB while a writer buffers at most one part (8 MiB for blobs
 under 8 GiB, 128 MiB only past 120 GiB; twice that while a part is PUT). A
@@ -30,129 +31,41 @@ part shorter than its span is the tail that ``close()`` flushed; the next
 writer loads it back (it is smaller than one part) and overwrites it once it
 is full, so every part but the last is at least S3's 5 MiB minimum.
 
-Commit verifies the hashes first, then composes the parts server-side
-(UploadPartCopy per part, eight at a time, then CompleteMultipartUpload) straight into
-``blobs/sha256/<hex>``: S3 makes the object visible only when the multipart
-upload completes, so a reader never sees partial content, and a failed compose
-is aborted and leaves nothing. Each copy carries ``x-amz-copy-source-if-match``
-with the ETag we hashed, so parts replaced behind our back fail the compose.
-Aliases are written before the blob (and removed again if the compose fails),
-so a visible blob always resolves by each of its names.
-
-Retries live in ``_call`` alone: throttling (SlowDown, 429/503), other 5xx,
-timeouts and dropped connections are retried with jittered exponential
-backoff. Every call this driver makes is idempotent (PUTs to fixed keys, GET,
-HEAD, LIST, DELETE, a compose that rewrites the same bytes), so each is safe to
-repeat. What is still failing afterwards becomes ``StorageUnavailable``.
+Commit composes the staged parts server-side into ``blobs/sha256/<hex>``,
+visible only once complete, so a reader never sees partial content (the
+writer, ``storage._s3_upload``, tells how). Every call to S3 goes through
+``_call``, which retries what may succeed later (``storage._s3_retry``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import io
 import os
-import random
 import re
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from datetime import timedelta
-from functools import partial
 from typing import TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import anyio
 import urllib3
 from minio import Minio
-from minio.commonconfig import ComposeSource
-from minio.datatypes import Part
 from minio.deleteobjects import DeleteObject
-from minio.error import InvalidResponseError, S3Error, ServerError
-from minio.helpers import DictType
 
 from oci.digest import Digest
-from oci.errors import Corruption, SizeInvalid
-from storage._tasks import finish_quietly
+from oci.errors import Corruption
+from storage._s3_retry import ATTEMPTS, BACKOFF_BASE, MISSING_CODES, Missing, with_retries
+from storage._s3_upload import MiB, S3Writer, StagedPart, StagedParts, part_span
 from storage.base import BlobInfo, check_range, check_upload_id
-from storage.errors import BlobNotFound, DigestMismatch, StorageUnavailable, UploadNotFound
-from storage.hashing import ContentHasher, hash_stream
+from storage.errors import BlobNotFound, StorageUnavailable, UploadNotFound
+from storage.hashing import ContentHasher
 
 __all__ = ["S3BlobStore"]
 
 _T = TypeVar("_T")
 
-MiB = 1024 * 1024
-_BASE_PART = 8 * MiB  # >= S3's 5 MiB minimum for every part but the last
-_PARTS_PER_TIER = 1000
-_TIERS = 5  # 8, 16, 32, 64, 128 MiB
-_MAX_PARTS = 10_000  # S3 multipart limit
 _READ_CHUNK = 1 * MiB
-# Part copies a commit keeps in flight (see ``_copy_parts``).
-_COPIES = 8
-_CACHE_MAX = 4096  # hash states kept for closed sessions (a few KiB each)
-_ATTEMPTS = 6
-_BACKOFF_BASE = 0.1
-_BACKOFF_CAP = 5.0
 _HEX64 = re.compile(r"[a-f0-9]{64}")
-_RETRY_CODES = frozenset(
-    {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded",
-     "ServiceUnavailable", "InternalError", "RequestTimeout", "OperationAborted"}
-)  # fmt: skip
-_RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
-_MISSING_CODES = frozenset({"NoSuchKey", "NoSuchUpload"})
-
-
-def _part_span(offset: int) -> tuple[int, int]:
-    """(start, size) of the part that holds byte ``offset``: the fixed part schedule."""
-    start = 0
-    for tier in range(_TIERS):
-        size = _BASE_PART << tier
-        end = start + _PARTS_PER_TIER * size
-        if offset < end or tier == _TIERS - 1:
-            return start + (offset - start) // size * size, size
-        start = end
-    raise AssertionError("unreachable")
-
-
-def _max_blob_size() -> int:
-    tiers = sum(_PARTS_PER_TIER * (_BASE_PART << t) for t in range(_TIERS - 1))
-    return tiers + (_MAX_PARTS - _PARTS_PER_TIER * (_TIERS - 1)) * (_BASE_PART << (_TIERS - 1))
-
-
-MAX_BLOB_SIZE = _max_blob_size()
-
-
-class _Missing(Exception):
-    """The key does not exist (NoSuchKey); callers decide what absence means."""
-
-
-def _retryable(exc: BaseException) -> bool:
-    if isinstance(exc, S3Error):
-        return exc.code in _RETRY_CODES or exc.response.status in _RETRY_STATUS
-    if isinstance(exc, ServerError):
-        return exc.status_code in _RETRY_STATUS
-    if isinstance(exc, InvalidResponseError):  # a proxy's HTML 502/503 page
-        return getattr(exc, "_code", 0) in _RETRY_STATUS
-    return isinstance(exc, urllib3.exceptions.HTTPError | OSError)
-
-
-def _translate(exc: BaseException, what: str) -> Exception:
-    if isinstance(exc, S3Error) and exc.code in _MISSING_CODES:
-        return _Missing(what)
-    detail = exc.code if isinstance(exc, S3Error) else type(exc).__name__
-    if isinstance(exc, ServerError):  # an error without an XML body, e.g. to HEAD
-        detail = f"HTTP {exc.status_code}"
-    return StorageUnavailable(f"object store: {what} failed ({detail})")
-
-
-@dataclass(slots=True)
-class _Part:
-    offset: int
-    size: int
-    etag: str
-
-
-_Parts = list[_Part]  # the class body's ``list`` method shadows the builtin there
 
 
 def _credentials() -> tuple[str | None, str | None, str | None]:
@@ -233,16 +146,7 @@ class S3BlobStore:
     # -- the one place that talks to S3 -------------------------------------------------
 
     async def _call(self, fn: Callable[[], _T], what: str) -> _T:
-        delay = _BACKOFF_BASE
-        for attempt in range(_ATTEMPTS):
-            try:
-                return await anyio.to_thread.run_sync(fn)
-            except Exception as exc:
-                if attempt == _ATTEMPTS - 1 or not _retryable(exc):
-                    raise _translate(exc, what) from exc
-            await anyio.sleep(delay * random.uniform(0.5, 1.5))
-            delay = min(delay * 2, _BACKOFF_CAP)
-        raise AssertionError("unreachable")
+        return await with_retries(fn, what)
 
     def _key(self, *parts: str) -> str:
         return self._prefix + "/".join(parts)
@@ -276,7 +180,7 @@ class S3BlobStore:
 
         try:
             return await self._call(get, f"GET {key}")
-        except _Missing:
+        except Missing:
             return None
 
     async def _delete(self, keys: list[str]) -> None:
@@ -285,7 +189,7 @@ class S3BlobStore:
 
         def delete() -> None:
             for error in self._client.remove_objects(self._bucket, [DeleteObject(k) for k in keys]):
-                if error.code not in _MISSING_CODES:
+                if error.code not in MISSING_CODES:
                     raise StorageUnavailable(f"object store: DELETE {error.name} ({error.code})")
 
         await self._call(delete, f"DELETE {len(keys)} objects")
@@ -341,11 +245,11 @@ class S3BlobStore:
                     chunk = await anyio.to_thread.run_sync(response.read, want)
                 except (urllib3.exceptions.HTTPError, OSError) as exc:
                     failures += 1
-                    if failures >= _ATTEMPTS:
+                    if failures >= ATTEMPTS:
                         raise StorageUnavailable(f"object store: GET {key} broke off") from exc
                     response.close()
                     response.release_conn()
-                    await anyio.sleep(_BACKOFF_BASE * failures)
+                    await anyio.sleep(BACKOFF_BASE * failures)
                     response = await self._open(key, offset, remaining)
                     continue
                 if not chunk:
@@ -377,7 +281,7 @@ class S3BlobStore:
             stat = await self._call(
                 lambda: self._client.stat_object(self._bucket, key), f"HEAD {key}"
             )
-        except _Missing:
+        except Missing:
             return None
         blake3 = stat.metadata.get("x-amz-meta-blake3") if stat.metadata else None
         if not blake3:
@@ -396,7 +300,7 @@ class S3BlobStore:
             stat = await self._call(
                 lambda: self._client.stat_object(self._bucket, key), f"HEAD {key}"
             )
-        except _Missing:
+        except Missing:
             raise BlobNotFound(f"blob {digest} not found", detail={"digest": str(digest)}) from None
         return 0.0 if stat.last_modified is None else stat.last_modified.timestamp()
 
@@ -410,7 +314,7 @@ class S3BlobStore:
         key = self._key("blobs", "sha256", info.sha256.hex)
         try:
             return await self._stream(key, offset, length)
-        except _Missing:
+        except Missing:
             raise BlobNotFound(f"blob {digest} not found", detail={"digest": str(digest)}) from None
 
     async def delete(self, digest: Digest) -> None:
@@ -465,19 +369,19 @@ class S3BlobStore:
 
     # -- uploads ----------------------------------------------------------------------
 
-    async def _staged(self, upload_id: str) -> tuple[_Parts, bool]:
+    async def _staged(self, upload_id: str) -> tuple[StagedParts, bool]:
         """The session's parts in order, and whether the session exists at all."""
         prefix = self._upload_key(upload_id)
-        parts: _Parts = []
+        parts: StagedParts = []
         exists = False
         async for key, size, etag, _mtime in self._walk(prefix):
             exists = True
             name = key[len(prefix) :]
             if name.isdigit():
-                parts.append(_Part(int(name), size, etag))
+                parts.append(StagedPart(int(name), size, etag))
         expected = 0
         for i, part in enumerate(parts):
-            start, span = _part_span(part.offset)
+            start, span = part_span(part.offset)
             last = i == len(parts) - 1
             if (
                 part.offset != expected
@@ -489,7 +393,7 @@ class S3BlobStore:
             expected += part.size
         return parts, exists
 
-    async def upload(self, upload_id: str) -> _S3Writer:
+    async def upload(self, upload_id: str) -> S3Writer:
         check_upload_id(upload_id)
         parts, exists = await self._staged(upload_id)
         if not exists:
@@ -501,7 +405,7 @@ class S3BlobStore:
         ):
             cached = None  # another process wrote since: the bucket wins
         hashes = cached or ContentHasher()
-        tail = parts.pop() if parts and parts[-1].size < _part_span(parts[-1].offset)[1] else None
+        tail = parts.pop() if parts and parts[-1].size < part_span(parts[-1].offset)[1] else None
         buffer = bytearray()
         for part in [*parts, tail] if tail else parts:
             if cached is not None and part is not tail:
@@ -512,7 +416,7 @@ class S3BlobStore:
                     await hashes.update(chunk)
                 if part is tail:  # short: reload it, to grow it into a full part
                     buffer += chunk
-        return _S3Writer(self, upload_id, parts, hashes, buffer)
+        return S3Writer(self, upload_id, parts, hashes, buffer)
 
     async def discard_upload(self, upload_id: str) -> None:
         self._hash_cache.pop(upload_id, None)
@@ -551,219 +455,3 @@ class S3BlobStore:
 async def _empty() -> AsyncIterator[bytes]:
     return
     yield b""  # pragma: no cover - makes this an async generator
-
-
-class _S3Writer:
-    """One open session: full parts already in the bucket, one filling in memory, one being PUT.
-
-    The part in memory is hashed as a whole when it is stored, one thread hop
-    per part rather than one per request-body piece; the bytes reloaded into
-    it by ``upload`` (a short tail part) are hashed already. Its PUT runs
-    while the next part arrives (one deep: the next flush, close and commit
-    wait for it, and its error surfaces there), so the request body keeps
-    flowing while the object store works. (A task, not a task group: a
-    writer outlives any one call. The server runs on asyncio.)
-    """
-
-    def __init__(
-        self,
-        store: S3BlobStore,
-        upload_id: str,
-        parts: list[_Part],
-        hashes: ContentHasher,
-        buffer: bytearray,
-    ) -> None:
-        self.upload_id = upload_id
-        self._store = store
-        self._parts = parts
-        self._hashes: ContentHasher | None = hashes  # None once ended, or broken by a failure
-        self._etag = parts[-1].etag if parts else None  # last part the hashes cover
-        self._buffer = buffer
-        self._hashed = len(buffer)  # the buffer's bytes before this are in the hashes
-        self._start = sum(p.size for p in parts)  # offset of the buffer's first byte
-        self._storing: asyncio.Future[None] | None = None  # the part being PUT, if any
-        self.offset = hashes.size
-
-    def _take(self) -> ContentHasher:
-        """The hash state, for one operation: a failure midway leaves the writer unusable."""
-        if self._hashes is None:
-            raise UploadNotFound(
-                f"upload {self.upload_id} is not open", detail={"upload": self.upload_id}
-            )
-        hashes, self._hashes = self._hashes, None
-        return hashes
-
-    def _key(self, offset: int) -> str:
-        return self._store._upload_key(self.upload_id, f"{offset:020d}")
-
-    async def write(self, chunk: bytes) -> None:
-        if self.offset + len(chunk) > MAX_BLOB_SIZE:
-            raise SizeInvalid(f"blob exceeds the S3 driver's limit of {MAX_BLOB_SIZE} bytes")
-        hashes = self._take()
-        view = memoryview(chunk)
-        while view:
-            room = _part_span(self._start)[1] - len(self._buffer)
-            self._buffer += view[:room]
-            view = view[room:]
-            if len(self._buffer) == _part_span(self._start)[1]:
-                await self._flush(hashes)
-        self._hashes = hashes
-        self.offset += len(chunk)
-
-    async def _flush(self, hashes: ContentHasher) -> None:
-        """Hash the buffer and store it as the part at ``_start``.
-
-        A full part moves ``_start`` on; a short one is the tail written by close or
-        commit, overwriting the short part of the same start that ``upload`` reloaded.
-        """
-        if not self._buffer:
-            return
-        await hashes.update_tail(self._buffer, self._hashed)
-        data, self._buffer, self._hashed = bytes(self._buffer), bytearray(), 0
-        await self._settle()  # one part in flight at a time, so parts land in order
-        self._storing = asyncio.ensure_future(self._store_part(self._start, data))
-        self._start += len(data)
-
-    async def _store_part(self, start: int, data: bytes) -> None:
-        etag = await self._store._put(self._key(start), data)
-        self._parts.append(_Part(start, len(data), etag))
-        self._etag = etag
-
-    async def _settle(self) -> None:
-        """Wait until the part in flight is stored; its error is raised here."""
-        task, self._storing = self._storing, None
-        if task is not None:
-            await task
-
-    async def _store_rest(self, hashes: ContentHasher) -> None:
-        """Store the part in memory and wait until every part is in the bucket."""
-        try:
-            await self._flush(hashes)
-            await self._settle()
-        finally:
-            await self._drain()
-
-    async def _drain(self) -> None:
-        """Wait for the part in flight whatever happens to us; its error is dropped."""
-        task, self._storing = self._storing, None
-        await finish_quietly(task)
-
-    async def close(self) -> None:
-        if self._hashes is None:
-            await self._drain()
-            return  # ended, or broken: what reached the bucket stays, to be re-hashed
-        hashes = self._take()
-        await self._store_rest(hashes)
-        cache = self._store._hash_cache
-        cache[self.upload_id] = (hashes, self._etag)
-        if len(cache) > _CACHE_MAX:  # sessions resumed elsewhere or expired: forget the oldest
-            del cache[next(iter(cache))]
-
-    async def abort(self) -> None:
-        self._hashes = None
-        await self._drain()  # or the part in flight could land after the discard
-        await self._store.discard_upload(self.upload_id)
-
-    async def commit(self, expected: Digest | None = None) -> BlobInfo:
-        hashes = self._take()
-        store = self._store
-        await self._store_rest(hashes)
-        sha256, blake3 = hashes.sha256(), hashes.blake3()
-        aliases = {"blake3": blake3}
-        if expected is not None:
-            if expected.algorithm == "sha512":  # a second pass, only when a client asks
-                aliases["sha512"] = await hash_stream(self._staged_bytes(), "sha512")
-            actual = {"sha256": sha256, **aliases}[expected.algorithm]
-            if actual != expected:
-                await store.discard_upload(self.upload_id)
-                raise DigestMismatch(
-                    f"content has digest {actual}, not {expected}",
-                    detail={"expected": str(expected), "actual": str(actual)},
-                )
-        # Aliases first: a visible blob must resolve by each of its names.
-        written = {store._key("blobs", a, d.hex): str(sha256) for a, d in aliases.items()}
-        if "sha512" in aliases:
-            written[store._key("blobs", "sha512-of", sha256.hex)] = str(aliases["sha512"])
-        for key, body in written.items():
-            await store._put(key, body.encode())
-        if await store._head(sha256.hex) is None:
-            try:
-                await self._compose(sha256, blake3)
-            except BaseException:
-                with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
-                    if await store._head(sha256.hex) is None:  # no racing commit made it
-                        await store._delete(list(written))
-                raise
-        await store.discard_upload(self.upload_id)
-        return BlobInfo(sha256, blake3, hashes.size)
-
-    async def _copy_parts(self, key: str, upload: str, what: str) -> list[Part]:
-        """UploadPartCopy of every staged part into ``upload``, ``_COPIES`` at a time.
-
-        Each copy is one request the object store serves on its own, so one
-        at a time leaves it idle between them. The first failure stops the
-        workers and is raised (unwrapped, as a StorageUnavailable).
-        """
-        store, client, bucket = self._store, self._store._client, self._store._bucket
-        etags: list[str] = [""] * len(self._parts)
-        todo = iter(enumerate(self._parts))
-        errors: list[Exception] = []
-
-        async def worker() -> None:
-            for index, part in todo:  # shared: each part is taken by one worker
-                if errors:
-                    return
-                source = ComposeSource(
-                    bucket,
-                    self._key(part.offset),
-                    match_etag=part.etag,  # the bytes we hashed, or the copy fails
-                )
-                headers: DictType = dict(source.gen_copy_headers())
-                copy = partial(client._upload_part_copy, bucket, key, upload, index + 1, headers)
-                try:
-                    etags[index], _ = await store._call(copy, what)
-                except Exception as exc:  # re-raised below, unwrapped
-                    errors.append(exc)
-                    return
-
-        async with anyio.create_task_group() as group:
-            for _ in range(min(_COPIES, len(self._parts))):
-                group.start_soon(worker)
-        if errors:
-            raise errors[0]
-        return [Part(number, etag) for number, etag in enumerate(etags, start=1)]
-
-    async def _staged_bytes(self) -> AsyncIterator[bytes]:
-        for part in self._parts:
-            async for chunk in await self._store._stream(self._key(part.offset), 0, part.size):
-                yield chunk
-
-    async def _compose(self, sha256: Digest, blake3: Digest) -> None:
-        """Server-side copy of the parts into the blob's key; visible only once complete.
-
-        The SDK's compose_object re-stats every source and retries only as a whole, so
-        one throttled request among 10,000 part copies would start it over: we drive
-        the same four S3 calls ourselves, each retried on its own.
-        """
-        store, client, bucket = self._store, self._store._client, self._store._bucket
-        key = store._key("blobs", "sha256", sha256.hex)
-        metadata = {"x-amz-meta-blake3": str(blake3)}
-        if not self._parts:
-            await store._put(key, b"", metadata)
-            return
-        what = f"compose {key}"
-        upload = await store._call(
-            lambda: client._create_multipart_upload(bucket, key, dict(metadata)), what
-        )
-        try:
-            done = await self._copy_parts(key, upload, what)
-            await store._call(
-                lambda: client._complete_multipart_upload(bucket, key, upload, done), what
-            )
-        except BaseException:
-            with anyio.CancelScope(shield=True):  # never leave an incomplete upload behind
-                with contextlib.suppress(Exception):
-                    await store._call(
-                        lambda: client._abort_multipart_upload(bucket, key, upload), what
-                    )
-            raise

@@ -15,8 +15,9 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from oci.digest import Digest
+from storage._s3_retry import ATTEMPTS
 from storage.errors import BlobNotFound, StorageUnavailable
-from storage.s3 import _ATTEMPTS, S3BlobStore
+from storage.s3 import S3BlobStore
 
 pytestmark = pytest.mark.anyio
 
@@ -106,9 +107,9 @@ async def test_throttling_is_retried_until_it_passes(
     proxy: tuple[_FaultyProxy, S3BlobStore],
 ) -> None:
     server, store = proxy
-    server.fail_first = _ATTEMPTS - 1
+    server.fail_first = ATTEMPTS - 1
     await store.check()  # HEAD bucket (refused 5 times, then answered), PUT a health object
-    assert server.requests == _ATTEMPTS + 1
+    assert server.requests == ATTEMPTS + 1
 
 
 async def test_a_whole_push_and_pull_survive_intermittent_slowdowns(
@@ -134,7 +135,7 @@ async def test_persistent_throttling_becomes_storage_unavailable(
     server.fail_first = 1_000
     with pytest.raises(StorageUnavailable, match="HTTP 503"):  # HEAD bucket: no XML body
         await store.check()
-    assert server.requests == _ATTEMPTS
+    assert server.requests == ATTEMPTS
 
 
 async def test_a_missing_key_is_not_retried(proxy: tuple[_FaultyProxy, S3BlobStore]) -> None:

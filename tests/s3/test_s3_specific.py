@@ -15,8 +15,9 @@ import anyio
 import pytest
 
 from oci.digest import Digest
+from storage._s3_upload import _MAX_PARTS, MAX_BLOB_SIZE, part_span
 from storage.errors import BlobNotFound, StorageUnavailable
-from storage.s3 import _MAX_PARTS, MAX_BLOB_SIZE, S3BlobStore, _part_span
+from storage.s3 import S3BlobStore
 
 pytestmark = pytest.mark.anyio
 
@@ -26,10 +27,10 @@ MiB = 1024 * 1024
 def test_part_schedule_is_contiguous_and_fits_s3_limits() -> None:
     offset, parts, sizes = 0, 0, set()
     while offset < MAX_BLOB_SIZE:
-        start, size = _part_span(offset)
+        start, size = part_span(offset)
         assert start == offset
         assert 5 * MiB <= size <= 5 * 1024 * MiB  # UploadPartCopy bounds
-        assert _part_span(offset + size - 1) == (start, size)
+        assert part_span(offset + size - 1) == (start, size)
         sizes.add(size)
         offset += size
         parts += 1
@@ -153,7 +154,7 @@ async def test_a_part_is_hashed_in_one_piece(
 ) -> None:
     """Small request-body pieces are hashed per part, not one thread hop each."""
     sizes = hashed_pieces
-    first = _part_span(0)[1]
+    first = part_span(0)[1]
     piece = os.urandom(64 << 10)
     count = first // len(piece) + 8  # one full part and 512 KiB of the next
     writer = await s3_store.upload("pieces")
@@ -176,10 +177,10 @@ async def test_the_next_part_arrives_while_a_part_is_stored(
     release = anyio.Event()
 
     async def slow_put(key: str, data: bytes, metadata: dict[str, str] | None = None) -> str:
-        if len(data) == _part_span(0)[1]:
+        if len(data) == part_span(0)[1]:
             await release.wait()
         etag = await put(key, data, metadata)
-        if len(data) == _part_span(0)[1]:
+        if len(data) == part_span(0)[1]:
             landed.set()
         return etag
 
