@@ -26,7 +26,7 @@ import httpx
 
 from oci.digest import Digest
 from registry.auth import Authority, AuthStore
-from registry.config import Settings
+from registry.config import AuthSettings, DatabaseSettings, Settings
 from registry.http.app import create_app
 from registry.meta import MetadataStore
 from registry.service.registry import Registry
@@ -86,13 +86,11 @@ async def main(seconds: float, database: str | None, rate: float) -> dict[str, A
     meta = await MetadataStore.open(url)
     results: dict[str, Any] = {"database": url.split(":", 1)[0], "seconds": seconds}
     try:
-        off = Settings(data_dir=str(tmp), database_url=url)
+        off = Settings(data_dir=str(tmp), database=DatabaseSettings(url))
         on = Settings(
             data_dir=str(tmp),
-            database_url=url,
-            auth=True,
-            auth_rate_per_second=rate,
-            auth_rate_burst=10**9,
+            database=DatabaseSettings(url),
+            auth=AuthSettings(enabled=True, rate_per_second=rate, rate_burst=10**9),
         )
         store = AuthStore.open(url)
         authority = Authority(store, on)

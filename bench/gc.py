@@ -96,12 +96,14 @@ async def _collect(args: argparse.Namespace) -> dict[str, Any]:
 
     import psutil
 
-    from registry.config import Settings
+    from registry.config import DatabaseSettings, Settings, StorageSettings
     from registry.lifecycle.gc import collect
     from registry.service.registry import open_registry
 
     settings = Settings(
-        data_dir=args.data_dir, database_url=args.database_url, storage_url=args.storage_url
+        data_dir=args.data_dir,
+        database=DatabaseSettings(args.database_url),
+        storage=StorageSettings(args.storage_url),
     )
     async with open_registry(settings) as registry:
         now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=args.now_offset)

@@ -14,6 +14,7 @@ from registry.config import ConfigError, Settings, load_settings
 from registry.events.commands import register as register_events
 from registry.lifecycle.gc_commands import register as register_gc
 from registry.lifecycle.hold_commands import register as register_holds
+from registry.lifecycle.policy import policy_of
 from registry.lifecycle.retention_commands import register as register_retention
 from registry.lifecycle.verify_commands import register as register_verify
 from registry.native.commands import register as register_native
@@ -46,9 +47,11 @@ def _fail(message: str) -> NoReturn:
 def _settings(**flags: object) -> Settings:
     config = flags.pop("config", None)
     try:
-        return load_settings(flags, config_file=config if isinstance(config, str) else None)
+        settings = load_settings(flags, config_file=config if isinstance(config, str) else None)
+        policy_of(settings)  # a bad lifecycle table fails here, as one line
     except ConfigError as exc:
         _fail(str(exc))
+    return settings
 
 
 @app.command()
@@ -142,7 +145,7 @@ def rebuild_views(
     except ValueError as exc:
         _fail(str(exc))
     except ArgumentError:
-        _fail(f"malformed database URL {settings.database_url!r}")
+        _fail(f"malformed database URL {settings.database.url!r}")
     typer.echo(f"replayed {count} events into fresh views")
 
 

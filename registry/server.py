@@ -40,7 +40,7 @@ log = logging.getLogger("artifact_store")
 
 
 def _prepare_data_dir(settings: Settings) -> None:
-    if settings.database_url and settings.storage_url:
+    if settings.database.url and settings.storage.url:
         return
     path = Path(settings.data_dir)
     try:
@@ -163,7 +163,7 @@ async def _opened(settings: Settings) -> AsyncIterator[Registry]:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     except ArgumentError:
-        raise ConfigError(f"malformed database URL {settings.database_url!r}") from None
+        raise ConfigError(f"malformed database URL {settings.database.url!r}") from None
     try:
         yield registry
     finally:
@@ -179,7 +179,7 @@ async def _check_registry(settings: Settings) -> None:
 async def _serve(
     settings: Settings, shared: bool = False, started: Callable[[], object] | None = None
 ) -> None:
-    host, port = parse_listen(settings.listen)
+    host, port = parse_listen(settings.server.listen)
     if not shared:
         _check_listen(host, port)  # the supervisor checked it for its workers
     async with _opened(settings) as registry:
@@ -196,12 +196,12 @@ async def _serve(
             "artifact-store serving on http://%s:%d (%s, pid %d)",
             host,
             port,
-            settings.server,
+            settings.server.server,
             os.getpid(),
         )
         if started is not None:
             started()
-        await _SERVERS[settings.server](app, host, port, stop, shared)
+        await _SERVERS[settings.server.server](app, host, port, stop, shared)
 
 
 def _run(listen: str, main: Callable[..., Awaitable[None]], *args: object) -> None:
@@ -225,8 +225,8 @@ def run(settings: Settings) -> None:
     """Serve until SIGINT/SIGTERM; ConfigError/RegistryError for bad configuration."""
     _configure_logging()
     _prepare_data_dir(settings)
-    if settings.workers == 1:
-        _run(settings.listen, _serve, settings)
+    if settings.server.workers == 1:
+        _run(settings.server.listen, _serve, settings)
     else:
         _supervise(settings)
 
@@ -247,7 +247,7 @@ def _worker(settings: Settings, parent: int, ready: EventType) -> None:
     _end_with(parent)
     _configure_logging()
     try:
-        _run(settings.listen, _serve, settings, True, ready.set)
+        _run(settings.server.listen, _serve, settings, True, ready.set)
     except ConfigError as exc:
         log.error("worker %d cannot serve: %s", os.getpid(), exc)
         sys.exit(_CANNOT_START)
@@ -263,7 +263,7 @@ def _end_with(parent: int) -> None:
 
 
 def _supervise(settings: Settings) -> None:
-    """Run ``settings.workers`` server processes on one port; start again any that dies.
+    """Run ``settings.server.workers`` server processes on one port; start again any that dies.
 
     Each worker is a whole server (its own event loop, connections and
     background tasks) over the shared database and store, which are built
@@ -276,9 +276,9 @@ def _supervise(settings: Settings) -> None:
         raise ConfigError("--workers above 1 needs SO_REUSEPORT, which this system lacks")
     if settings.resolved_storage_url.lower().startswith("memory:"):
         raise ConfigError("memory:// storage lives in one process; --workers needs a shared store")
-    host, port = parse_listen(settings.listen)
+    host, port = parse_listen(settings.server.listen)
     _check_listen(host, port)
-    _run(settings.listen, _check_registry, settings)  # migrations run once, here
+    _run(settings.server.listen, _check_registry, settings)  # migrations run once, here
     spawn = multiprocessing.get_context("spawn")
     workers: dict[int, tuple[BaseProcess, EventType, float]] = {}
     stopping = False
@@ -304,9 +304,11 @@ def _supervise(settings: Settings) -> None:
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        for index in range(settings.workers):
+        for index in range(settings.server.workers):
             start(index)
-        log.info("artifact-store: %d workers on %s", settings.workers, settings.listen)
+        log.info(
+            "artifact-store: %d workers on %s", settings.server.workers, settings.server.listen
+        )
         while workers:
             wait([process.sentinel for process, _, _ in workers.values()], timeout=1.0)
             for index, (process, ready, started) in list(workers.items()):

@@ -77,19 +77,19 @@ class Authority:
         self.keys = KeyRing(store.engine)
         self.tokens = TokenIssuer(
             self.keys,
-            issuer=settings.auth_issuer,
-            service=settings.auth_service,
-            ttl=settings.auth_token_ttl_seconds,
+            issuer=settings.auth.issuer,
+            service=settings.auth.service,
+            ttl=settings.auth.token_ttl_seconds,
         )
         self.limiter = RateLimiter(store.engine)
         self.oidc: OidcVerifier | None = None
-        if settings.auth_oidc_issuer:
+        if settings.auth.oidc_issuer:
             self.oidc = OidcVerifier(
-                settings.auth_oidc_issuer,
-                settings.auth_oidc_audience or settings.auth_service,
-                username_claim=settings.auth_oidc_username_claim,
-                tenant_claim=settings.auth_oidc_tenant_claim,
-                roles_claim=settings.auth_oidc_roles_claim,
+                settings.auth.oidc_issuer,
+                settings.auth.oidc_audience or settings.auth.service,
+                username_claim=settings.auth.oidc_username_claim,
+                tenant_claim=settings.auth.oidc_tenant_claim,
+                roles_claim=settings.auth.oidc_roles_claim,
             )
         self._verified: dict[str, tuple[float, User]] = {}
         self._tokens: dict[str, tuple[float, Principal]] = {}
@@ -167,9 +167,9 @@ class Authority:
         """Per-principal and per-tenant token buckets; 429 with Retry-After when empty."""
         settings = self.settings
         checks: list[tuple[str, float, int]] = []
-        if settings.auth_rate_per_second > 0:
+        if settings.auth.rate_per_second > 0:
             who = f"ip:{client}" if principal.is_anonymous else f"p:{principal.name}"
-            checks.append((who, settings.auth_rate_per_second, settings.auth_rate_burst))
+            checks.append((who, settings.auth.rate_per_second, settings.auth.rate_burst))
         if principal.tenant:
             tenant = await self.store.get_tenant(principal.tenant)
             if tenant is not None and tenant.rate_per_second:

@@ -56,7 +56,7 @@ async def _form(request: Request) -> dict[str, str]:
 
 
 def _check_service(authority: Authority, service: str | None) -> None:
-    if service is not None and service != authority.settings.auth_service:
+    if service is not None and service != authority.settings.auth.service:
         raise Denied("unknown service", detail={"service": service})
 
 

@@ -113,8 +113,8 @@ class AuthMiddleware:
 
     def _challenge(self, request: Request, target: Target, error: str | None) -> str:
         settings = request.app.state.auth.settings
-        realm = settings.auth_realm or str(request.base_url).rstrip("/") + "/token"
-        return challenge(realm, settings.auth_service, scope_for(target), error)
+        realm = settings.auth.realm or str(request.base_url).rstrip("/") + "/token"
+        return challenge(realm, settings.auth.service, scope_for(target), error)
 
     async def _authorize(
         self, request: Request, authority: Authority, principal: Principal, target: Target

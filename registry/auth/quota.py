@@ -158,7 +158,7 @@ class QuotaGuard:
         if record is None or record.quota_bytes is None:
             return receive
         quota = _Quota(authority.store, tenant, record.quota_bytes)
-        cap = request.app.state.registry.settings.max_manifest_bytes
+        cap = request.app.state.registry.settings.server.max_manifest_bytes
         if manifest is not None:
             body, receive = await _read_body(receive, cap)
             if body is not None:

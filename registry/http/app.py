@@ -48,7 +48,7 @@ async def health(request: Request) -> Response:
 
 
 async def _expiry_loop(registry: Registry) -> None:
-    interval = max(1.0, min(60.0, registry.settings.upload_idle_seconds / 2))
+    interval = max(1.0, min(60.0, registry.settings.storage.upload_idle_seconds / 2))
     while True:
         await anyio.sleep(interval)
         try:
@@ -70,10 +70,10 @@ def create_app(
             else:
                 current = registry
             app.state.registry = current
-            if settings.auth and auth is None:
+            if settings.auth.enabled and auth is None:
                 app.state.auth = await stack.enter_async_context(open_authority(settings))
             app.state.events = await stack.enter_async_context(
-                running_events(current.meta, settings.nats_url, settings.nats_subject)
+                running_events(current.meta, settings.events.nats_url, settings.events.nats_subject)
             )
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(_expiry_loop, current)
@@ -94,13 +94,13 @@ def create_app(
         exception_handlers=exception_handlers,
         middleware=[
             Middleware(CloseOnUnreadBody),
-            *([Middleware(AuthMiddleware)] if settings.auth else []),
+            *([Middleware(AuthMiddleware)] if settings.auth.enabled else []),
             Middleware(WriteNotifier),
         ],
         lifespan=lifespan,
     )
     # Manifest GETs note pulls here; the lifespan task above records them.
-    app.state.pulls = PullRecorder(settings.pull_record_seconds)
+    app.state.pulls = PullRecorder(settings.lifecycle.pull_record_seconds)
     # Rendered tag lists, checked against the repository's newest event per request.
     app.state.tag_lists = TagListCache()
     if registry is not None:

@@ -168,7 +168,7 @@ async def put_manifest(request: Request) -> Response:
     name = _name(request)
     registry = _registry(request)
     reference = request.path_params["reference"]
-    body = await read_capped(request, registry.settings.max_manifest_bytes)
+    body = await read_capped(request, registry.settings.server.max_manifest_bytes)
     extra_tags = request.query_params.getlist("tag")
     stored = await manifests.put_manifest(
         registry,
@@ -267,9 +267,9 @@ async def get_blob(request: Request) -> Response:
         response.headers["Content-Length"] = str(size)
         return response
     wanted = parse_range(request.headers.get("range"), size)
-    if wanted is None and registry.settings.redirect_blobs:
+    if wanted is None and registry.settings.storage.redirect_blobs:
         url = await registry.blobs.redirect_url(
-            blob.sha256, registry.settings.redirect_expiry_seconds
+            blob.sha256, registry.settings.storage.redirect_expiry_seconds
         )
         if url is not None:
             return RedirectResponse(

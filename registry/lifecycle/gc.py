@@ -295,10 +295,10 @@ async def run_scheduled(registry: Registry) -> None:
     time and the others skip their turn. A failed run is logged and the
     schedule goes on.
     """
-    interval = registry.settings.gc_interval_seconds
+    interval = registry.settings.lifecycle.gc_interval_seconds
     if interval <= 0:
         return
-    grace = dt.timedelta(seconds=registry.settings.gc_grace_seconds)
+    grace = dt.timedelta(seconds=registry.settings.lifecycle.gc_grace_seconds)
     while True:
         # Jitter, so replicas started together do not all wake at once.
         await anyio.sleep(interval * random.uniform(0.9, 1.1))

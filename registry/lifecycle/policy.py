@@ -19,8 +19,10 @@ It lives in the server's TOML file beside the flat settings (docs/lifecycle.md):
     repository = "prod/**"
     tags = ["v*"]
 
-Everything is validated when the file is loaded: a bad rule is one
-``ConfigError`` line naming the rule and the key. With no file, nothing
+The settings keep these tables as plain data (``Settings.lifecycle.policy``);
+``policy_of`` parses them, and the CLI calls it as soon as the settings are
+loaded, so a bad rule is one ``ConfigError`` line naming the rule and the
+key before anything starts. With no file, nothing
 expires and nothing is immutable; only native artifacts' own retention
 (``retention.until``) is honoured.
 """
@@ -220,8 +222,15 @@ DEFAULT_POLICY = LifecyclePolicy()
 
 def policy_of(settings: Settings) -> LifecyclePolicy:
     """The settings' lifecycle policy; the default (nothing expires) when none was configured."""
-    configured = settings.lifecycle
-    return DEFAULT_POLICY if configured is None else configured
+    configured = settings.lifecycle.policy
+    if not configured:
+        return DEFAULT_POLICY
+    try:
+        return parse_policy(configured)
+    except ConfigError as exc:
+        if settings.config_file is None:
+            raise
+        raise ConfigError(f"{settings.config_file}: {exc}") from None
 
 
 def _table(value: object, where: str) -> Mapping[str, Any]:

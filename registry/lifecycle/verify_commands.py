@@ -159,7 +159,7 @@ def register(app: typer.Typer, load: SettingsLoader) -> None:
             data_dir=data_dir, database_url=database_url, storage_url=storage_url, config=config
         )
         window = (
-            dt.timedelta(seconds=settings.gc_grace_seconds)
+            dt.timedelta(seconds=settings.lifecycle.gc_grace_seconds)
             if grace is None
             else parse_duration(grace)
         )
@@ -202,7 +202,7 @@ def register(app: typer.Typer, load: SettingsLoader) -> None:
         except ValueError as exc:
             _fail(str(exc))
         except ArgumentError:
-            _fail(f"malformed database URL {settings.database_url!r}")
+            _fail(f"malformed database URL {settings.database.url!r}")
         if as_json:
             typer.echo(json.dumps(report.to_json(), indent=2))
         else:

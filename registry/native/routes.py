@@ -178,7 +178,7 @@ async def put_version(request: Request) -> Response:
     name = _name(request)
     version = validate_tag(request.path_params["version"])
     registry = _registry(request)
-    body = await read_capped(request, registry.settings.max_manifest_bytes)
+    body = await read_capped(request, registry.settings.server.max_manifest_bytes)
     m = artifacts.decode_body(body, request.headers.get("content-type"))
     override = await override_of(request, name)
     artifact = await artifacts.publish(

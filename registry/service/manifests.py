@@ -152,7 +152,7 @@ async def referrers(
     ordered = sorted(found, key=lambda d: str(d.digest))
     if last is not None:
         ordered = [d for d in ordered if str(d.digest) > last]
-    size = registry.settings.referrers_page_size
+    size = registry.settings.server.referrers_page_size
     if n is not None:
         size = min(size, n)
     page = ordered[:size]

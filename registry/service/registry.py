@@ -32,7 +32,9 @@ class Registry:
 @contextlib.asynccontextmanager
 async def open_registry(settings: Settings) -> AsyncIterator[Registry]:
     """Open both stores (migrating the database); close them on exit."""
-    blobs = open_store(settings.resolved_storage_url, cache_uploads=settings.upload_cache == "keep")
+    blobs = open_store(
+        settings.resolved_storage_url, cache_uploads=settings.storage.upload_cache == "keep"
+    )
     await blobs.check()
     meta = await MetadataStore.open(settings.resolved_database_url)
     meta.immutable_tags = policy_of(settings).immutable
@@ -45,7 +47,7 @@ async def open_registry(settings: Settings) -> AsyncIterator[Registry]:
 
 async def expire_uploads(registry: Registry) -> int:
     """End sessions idle past the configured time and remove their staged bytes."""
-    idle = dt.timedelta(seconds=registry.settings.upload_idle_seconds)
+    idle = dt.timedelta(seconds=registry.settings.storage.upload_idle_seconds)
     expired = await registry.meta.expired_uploads(idle)
     for upload in expired:
         await registry.blobs.discard_upload(upload.id)

@@ -21,7 +21,7 @@ import pytest
 from starlette.applications import Starlette
 
 from registry.auth import Authority, AuthStore
-from registry.config import Settings
+from registry.config import AuthSettings, DatabaseSettings, Settings
 from registry.events import running_events
 from registry.http.app import create_app
 from registry.meta import MetadataStore
@@ -78,7 +78,11 @@ class AuthServed:
 
 
 def auth_settings(url: str, tmp_path: Path, **extra: object) -> Settings:
-    return Settings(data_dir=str(tmp_path / "data"), database_url=url, auth=True, **extra)  # type: ignore[arg-type]
+    return Settings(
+        data_dir=str(tmp_path / "data"),
+        database=DatabaseSettings(url),
+        auth=AuthSettings(enabled=True, **extra),  # type: ignore[arg-type]
+    )
 
 
 @pytest.fixture
@@ -103,7 +107,7 @@ async def authed(
     app = create_app(settings, registry, auth=authority)
     served = AuthServed(app, registry, authority)
     try:
-        async with running_events(meta, None, settings.nats_subject) as events:
+        async with running_events(meta, None, settings.events.nats_subject) as events:
             app.state.events = events
             yield served
     finally:

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.anyio
 
 @pytest.fixture
 def extra_settings() -> dict[str, object]:
-    return {"auth_rate_per_second": 0.5, "auth_rate_burst": 20}
+    return {"rate_per_second": 0.5, "rate_burst": 20}
 
 
 async def test_principal_rate_limit_answers_429_with_retry_after(authed: AuthServed) -> None:

@@ -96,7 +96,7 @@ def issuer() -> Iterator[Issuer]:
 
 @pytest.fixture
 def extra_settings(issuer: Issuer) -> dict[str, object]:
-    return {"auth_oidc_issuer": issuer.url, "auth_oidc_audience": "artifact-store"}
+    return {"oidc_issuer": issuer.url, "oidc_audience": "artifact-store"}
 
 
 async def test_valid_token_maps_claims_to_tenant_and_role(

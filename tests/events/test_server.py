@@ -16,7 +16,7 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
 from oci.digest import Digest
-from registry.config import Settings
+from registry.config import EventsSettings, Settings
 from registry.http.app import create_app
 from tests.events.conftest import NATS_URL, Namespace
 
@@ -60,7 +60,7 @@ async def push_blob(http: httpx.AsyncClient, data: bytes) -> None:
 async def test_a_push_reaches_the_http_stream_and_nats(
     tmp_path: Path, namespace: Namespace
 ) -> None:
-    settings = Settings(data_dir=str(tmp_path), nats_url=NATS_URL, nats_subject=namespace.prefix)
+    settings = Settings(data_dir=str(tmp_path), events=EventsSettings(NATS_URL, namespace.prefix))
     nc = await nats.connect(NATS_URL)
     try:
         async with running(settings) as http:

@@ -20,9 +20,9 @@ def _toml(tmp_path: Path, text: str) -> str:
 def test_defaults() -> None:
     settings = load_settings({}, None, {})
     assert settings == Settings()
-    assert settings.listen == "127.0.0.1:5000"
-    assert settings.upload_idle_seconds == 3600
-    assert settings.max_manifest_bytes == 4 * 1024 * 1024
+    assert settings.server.listen == "127.0.0.1:5000"
+    assert settings.storage.upload_idle_seconds == 3600
+    assert settings.server.max_manifest_bytes == 4 * 1024 * 1024
     data = Path("data").absolute()
     assert settings.resolved_database_url == f"sqlite:///{data / 'meta.db'}"
     assert settings.resolved_storage_url == str(data / "blobs")
@@ -39,18 +39,18 @@ def test_flags_beat_environment_beat_file(tmp_path: Path) -> None:
         "ARTIFACT_STORE_DATA_DIR": "/srv/env",
     }
     settings = load_settings({"listen": "127.0.0.1:5555", "data_dir": None}, config, environ)
-    assert settings.listen == "127.0.0.1:5555"  # flag
+    assert settings.server.listen == "127.0.0.1:5555"  # flag
     assert settings.data_dir == "/srv/env"  # environment (the flag was not given)
-    assert settings.upload_idle_seconds == 60.0  # file
-    assert settings.database_url == "sqlite:///file.db"  # file
-    assert settings.storage_url is None  # default
+    assert settings.storage.upload_idle_seconds == 60.0  # file
+    assert settings.database.url == "sqlite:///file.db"  # file
+    assert settings.storage.url is None  # default
 
 
 def test_config_file_named_by_the_environment(tmp_path: Path) -> None:
     config = _toml(tmp_path, "max_manifest_bytes = 1024\nredirect_blobs = true\n")
     settings = load_settings({}, None, {"ARTIFACT_STORE_CONFIG": config})
-    assert settings.max_manifest_bytes == 1024
-    assert settings.redirect_blobs is True
+    assert settings.server.max_manifest_bytes == 1024
+    assert settings.storage.redirect_blobs is True
 
 
 def test_environment_values_are_typed() -> None:
@@ -59,8 +59,8 @@ def test_environment_values_are_typed() -> None:
         None,
         {"ARTIFACT_STORE_UPLOAD_IDLE_SECONDS": "90", "ARTIFACT_STORE_REDIRECT_BLOBS": "yes"},
     )
-    assert settings.upload_idle_seconds == 90.0
-    assert settings.redirect_blobs is True
+    assert settings.storage.upload_idle_seconds == 90.0
+    assert settings.storage.redirect_blobs is True
 
 
 @pytest.mark.parametrize(

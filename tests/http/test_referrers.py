@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 import pytest
 
 from oci.mediatype import OCI_INDEX, OCI_MANIFEST
-from registry.config import Settings
+from registry.config import ServerSettings, Settings
 from tests.http._oci import Blob, Pushed, error_code, image, push_blob, push_image, push_manifest
 from tests.http.conftest import Served
 
@@ -120,7 +120,7 @@ async def test_cosign_tag_schema_fallback(served: Served) -> None:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=str(tmp_path / "data"), referrers_page_size=3)
+    return Settings(data_dir=str(tmp_path / "data"), server=ServerSettings(referrers_page_size=3))
 
 
 @pytest.mark.anyio

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from oci.digest import Digest
-from registry.config import Settings
+from registry.config import Settings, StorageSettings
 from registry.service.registry import expire_uploads
 from storage._fs_writer import FsWriter
 from tests.http._oci import error_code, random_blob
@@ -180,7 +180,9 @@ async def test_session_belongs_to_its_repository(served: Served) -> None:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=str(tmp_path / "data"), upload_idle_seconds=0.5)
+    return Settings(
+        data_dir=str(tmp_path / "data"), storage=StorageSettings(upload_idle_seconds=0.5)
+    )
 
 
 @pytest.mark.anyio

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from oci import native
 from oci.digest import Digest
+from registry.config import LifecycleSettings
 from registry.lifecycle.policy import parse_policy
 from registry.meta import EventRecord, MetadataStore
 from registry.meta.tables import manifests, tags
@@ -41,8 +42,10 @@ class World:
 
     def configure(self, text: str) -> None:
         """Rules as the server's TOML file would give them; wires immutable tags as serve does."""
-        policy = parse_policy(tomllib.loads(text))
-        self.registry.settings = dataclasses.replace(self.registry.settings, lifecycle=policy)
+        tables = tomllib.loads(text)
+        policy = parse_policy(tables)
+        lifecycle = LifecycleSettings(policy=tables)
+        self.registry.settings = dataclasses.replace(self.registry.settings, lifecycle=lifecycle)
         self.meta.immutable_tags = policy.immutable
 
     async def push(

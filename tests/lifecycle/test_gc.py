@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 from oci.digest import Digest
-from registry.config import Settings
+from registry.config import LifecycleSettings, Settings
 from registry.lifecycle import _gc_sweep as sweep
-from registry.lifecycle.policy import parse_policy
 from registry.meta import MetadataStore
 from storage.errors import BlobNotFound
 from storage.filesystem import FsBlobStore
@@ -247,7 +246,7 @@ async def test_orphaned_bytes_go_after_the_grace_window_and_staged_uploads_stay(
 
 @pytest.fixture
 def retention_settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=str(tmp_path), lifecycle=parse_policy(UNTAGGED_RULE))
+    return Settings(data_dir=str(tmp_path), lifecycle=LifecycleSettings(policy=UNTAGGED_RULE))
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import anyio
 import pytest
 
 from oci.digest import Digest
-from registry.config import Settings
+from registry.config import LifecycleSettings, Settings
 from registry.http.app import create_app
 from registry.lifecycle import _gc_sweep as sweep
 from registry.lifecycle._lease import GcRunning, gc_lease
@@ -229,7 +229,10 @@ async def test_one_collector_at_a_time(env: Env) -> None:
 async def test_scheduled_collection_runs_inside_the_server(
     make_url: UrlFactory, tmp_path: Path
 ) -> None:
-    scheduled = Settings(data_dir=str(tmp_path), gc_interval_seconds=0.05, gc_grace_seconds=0)
+    scheduled = Settings(
+        data_dir=str(tmp_path),
+        lifecycle=LifecycleSettings(gc_interval_seconds=0.05, gc_grace_seconds=0),
+    )
     meta = await MetadataStore.open(make_url())
     async for served in open_env(meta, FsBlobStore(tmp_path / "blobs"), scheduled):
         layer = random_blob()
@@ -245,6 +248,6 @@ async def test_scheduled_collection_runs_inside_the_server(
 
 
 async def test_the_schedule_is_off_by_default(env: Env) -> None:
-    assert Settings().gc_interval_seconds == 0
+    assert Settings().lifecycle.gc_interval_seconds == 0
     with anyio.fail_after(1):
         await run_scheduled(env.registry)  # returns at once

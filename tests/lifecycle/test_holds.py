@@ -58,7 +58,7 @@ async def lifecycle(make_url: UrlFactory, tmp_path: Path) -> AsyncIterator[Lifec
     transport = httpx.ASGITransport(app=app)
     try:
         async with (
-            running_events(meta, None, registry.settings.nats_subject) as events,
+            running_events(meta, None, registry.settings.events.nats_subject) as events,
             httpx.AsyncClient(transport=transport, base_url="http://registry.test") as client,
         ):
             app.state.events = events

@@ -19,11 +19,10 @@ import httpx
 import pytest
 
 from oci.digest import Digest
-from registry.config import Settings
+from registry.config import LifecycleSettings, Settings
 from registry.events import running_events
 from registry.http.app import create_app
 from registry.lifecycle.gc import collect
-from registry.lifecycle.policy import parse_policy
 from registry.lifecycle.retention import plan
 from registry.meta import MetadataStore
 from registry.service.registry import Registry
@@ -39,9 +38,9 @@ HELD = "team/app"
 WHOLE = "team/vault"
 SIGNATURE_TYPE = "application/vnd.dev.cosign.artifact.sig.v1+json"
 # Every tag expires an hour after its push; untagged manifests an hour after losing their tags.
-POLICY = parse_policy(
-    {"retention": {"rules": [{"name": "expire-all", "repository": "**", "expire_after": "1h",
-                              "untagged_grace": "1h"}]}}
+POLICY = LifecycleSettings(
+    policy={"retention": {"rules": [{"name": "expire-all", "repository": "**",
+                                     "expire_after": "1h", "untagged_grace": "1h"}]}}
 )  # fmt: skip
 
 
@@ -59,7 +58,7 @@ async def env(make_url: UrlFactory, tmp_path: Path) -> AsyncIterator[Env]:
     app = create_app(settings, registry)
     try:
         async with (
-            running_events(meta, None, settings.nats_subject) as events,
+            running_events(meta, None, settings.events.nats_subject) as events,
             httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url="http://registry.test"
             ) as client,

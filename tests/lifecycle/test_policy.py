@@ -64,7 +64,7 @@ def _write(tmp_path: Path, text: str) -> str:
 
 def _error(tmp_path: Path, text: str) -> str:
     with pytest.raises(ConfigError) as caught:
-        load_settings(config_file=_write(tmp_path, text), environ={})
+        policy_of(load_settings(config_file=_write(tmp_path, text), environ={}))
     message = str(caught.value)
     assert "\n" not in message
     return message
@@ -83,7 +83,7 @@ def test_example_parses_into_rules_classes_and_immutable_tags(tmp_path: Path) ->
     assert policy.classes == {"scratch": dt.timedelta(days=7), "release": FOREVER}
     assert [rule.name for rule in policy.immutable_rules] == ["immutable-1", "all-of-acme-releases"]
     # The flat settings beside the tables still load.
-    assert settings.listen == "127.0.0.1:5999"
+    assert settings.server.listen == "127.0.0.1:5999"
 
 
 def test_first_matching_rule_applies(tmp_path: Path) -> None:
@@ -113,7 +113,7 @@ def test_immutable_tags_by_repository_pattern_and_tenant(tmp_path: Path) -> None
 
 def test_without_a_config_nothing_expires_and_nothing_is_immutable() -> None:
     settings = load_settings(environ={})
-    assert settings.lifecycle is None
+    assert not settings.lifecycle.policy
     policy = policy_of(settings)
     assert policy is DEFAULT_POLICY
     assert policy.rule_for("any/repository") is None
@@ -128,8 +128,8 @@ def test_environment_and_flags_still_override_the_file(tmp_path: Path) -> None:
         config_file=path,
         environ={"ARTIFACT_STORE_PULL_RECORD_SECONDS": "5", "ARTIFACT_STORE_LIFECYCLE": "x"},
     )
-    assert settings.listen == "127.0.0.1:7000"
-    assert settings.pull_record_seconds == 5.0
+    assert settings.server.listen == "127.0.0.1:7000"
+    assert settings.lifecycle.pull_record_seconds == 5.0
     # The structured tables come from the file only; the environment cannot replace them.
     assert [rule.name for rule in policy_of(settings).rules] == ["prod", "ci", "rule-3"]
 

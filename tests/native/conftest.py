@@ -15,7 +15,7 @@ import pytest
 
 from bench.servers import artifact_store, artifact_store_command
 from oci import native
-from registry.config import Settings
+from registry.config import ServerSettings, Settings
 from registry.http.app import create_app
 from registry.meta import MetadataStore
 from registry.service.registry import Registry
@@ -29,7 +29,11 @@ __all__ = ["api", "file_entry", "make_url", "registry", "run_cli", "served", "tr
 async def registry(make_url: UrlFactory, tmp_path: Path) -> AsyncIterator[Registry]:
     meta = await MetadataStore.open(make_url())
     try:
-        yield Registry(meta, FsBlobStore(tmp_path / "blobs"), Settings(max_manifest_bytes=65536))
+        yield Registry(
+            meta,
+            FsBlobStore(tmp_path / "blobs"),
+            Settings(server=ServerSettings(max_manifest_bytes=65536)),
+        )
     finally:
         await meta.close()
 
