@@ -26,7 +26,7 @@ from oci.errors import Denied
 from registry.auth.policy import ROLES, Policy, Principal
 from registry.auth.scope import ACTIONS
 from registry.auth.tables import api_tokens, audit, policies, tenants, users
-from registry.meta import _engine
+from registry.meta.engine import connect_engine, dispose, normalize_url, write_transaction
 from registry.meta.tables import blobs, manifests, repository_blobs
 
 __all__ = ["AuthStore", "Tenant", "User"]
@@ -88,11 +88,11 @@ class AuthStore:
     @classmethod
     def open(cls, url: str) -> AuthStore:
         """Connect to a metadata database already migrated by ``MetadataStore.open``."""
-        return cls(_engine.connect_engine(_engine.normalize_url(url)))
+        return cls(connect_engine(normalize_url(url)))
 
     async def close(self) -> None:
         if self._owns_engine:
-            await _engine.dispose(self.engine)
+            await dispose(self.engine)
 
     async def _audit(
         self, conn: AsyncConnection, actor: str, action: str, target: str, **detail: Any
@@ -120,7 +120,7 @@ class AuthStore:
             None if password is None else await anyio.to_thread.run_sync(_HASHER.hash, password)
         )
         now = _now()
-        async with _engine.write_transaction(self.engine) as conn:
+        async with write_transaction(self.engine) as conn:
             if (await conn.execute(sa.select(users.c.name).where(users.c.name == name))).first():
                 raise ValueError(f"user {name!r} exists")
             await conn.execute(
@@ -140,7 +140,7 @@ class AuthStore:
         return User(name, kind, tenant, role_set, now, now)
 
     async def remove_user(self, name: str, *, actor: str) -> None:
-        async with _engine.write_transaction(self.engine) as conn:
+        async with write_transaction(self.engine) as conn:
             await conn.execute(api_tokens.delete().where(api_tokens.c.user == name))
             result = await conn.execute(users.delete().where(users.c.name == name))
             if result.rowcount == 0:
@@ -149,7 +149,7 @@ class AuthStore:
 
     async def set_password(self, name: str, password: str, *, actor: str) -> None:
         hashed = await anyio.to_thread.run_sync(_HASHER.hash, password)
-        async with _engine.write_transaction(self.engine) as conn:
+        async with write_transaction(self.engine) as conn:
             result = await conn.execute(
                 users.update()
                 .where(users.c.name == name)
@@ -189,7 +189,7 @@ class AuthStore:
         secret = secrets.token_urlsafe(32)
         hashed = await anyio.to_thread.run_sync(_HASHER.hash, secret)
         now = _now()
-        async with _engine.write_transaction(self.engine) as conn:
+        async with write_transaction(self.engine) as conn:
             if not (
                 await conn.execute(sa.select(users.c.name).where(users.c.name == name))
             ).first():
@@ -243,7 +243,7 @@ class AuthStore:
         wanted = frozenset(actions)
         if not wanted or wanted - set(ACTIONS):
             raise ValueError(f"actions must be among {', '.join(ACTIONS)}")
-        async with _engine.write_transaction(self.engine) as conn:
+        async with write_transaction(self.engine) as conn:
             await conn.execute(
                 policies.delete().where(
                     (policies.c.subject == subject) & (policies.c.pattern == pattern)
@@ -263,7 +263,7 @@ class AuthStore:
         self._policies = None
 
     async def remove_policy(self, subject: str, pattern: str, *, actor: str) -> None:
-        async with _engine.write_transaction(self.engine) as conn:
+        async with write_transaction(self.engine) as conn:
             result = await conn.execute(
                 policies.delete().where(
                     (policies.c.subject == subject) & (policies.c.pattern == pattern)
@@ -298,7 +298,7 @@ class AuthStore:
         burst: int | None = None,
         actor: str,
     ) -> None:
-        async with _engine.write_transaction(self.engine) as conn:
+        async with write_transaction(self.engine) as conn:
             await conn.execute(tenants.delete().where(tenants.c.name == name))
             await conn.execute(
                 tenants.insert().values(

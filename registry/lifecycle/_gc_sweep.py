@@ -24,8 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from oci.digest import Digest
 from registry.meta import MetadataStore
-from registry.meta._holds import Protected, protected
 from registry.meta.events import BlobDeleted, BlobUnlinked
+from registry.meta.holds import Protected, protected
 from registry.meta.tables import blobs, holds, manifest_references, repository_blobs
 from storage.base import BlobInfo, BlobStore
 from storage.errors import BlobNotFound
@@ -181,7 +181,7 @@ async def remove_links(
             for row in still:
                 if held.covers_blob(row.sha256):
                     continue
-                await tx.append(BlobUnlinked(repository, Digest.parse(row.sha256)), ACTOR)
+                await tx.append_event(BlobUnlinked(repository, Digest.parse(row.sha256)), ACTOR)
                 removed += 1
     return removed
 
@@ -271,7 +271,7 @@ async def sweep_blobs(
         except BaseExceptionGroup as failed:  # the storage error itself, as callers expect
             raise failed.exceptions[0] from None
         for candidate in doomed:
-            await tx.append(
+            await tx.append_event(
                 BlobDeleted(Digest.parse(candidate.sha256), still[candidate.sha256]), ACTOR
             )
     gone = {c.sha256 for c in doomed}

@@ -40,7 +40,7 @@ import anyio.to_thread
 from oci.digest import Digest
 from registry.lifecycle import _verify_checks as checks
 from registry.lifecycle.verify import Finding, Scan, Stored, VerifyReport
-from registry.meta import _holds
+from registry.meta import holds
 from registry.meta.events import BlobCommitted, BlobDeleted, BlobUnlinked
 from registry.meta.tables import repository_blobs
 from registry.service.registry import Registry
@@ -172,11 +172,11 @@ async def _missing(registry: Registry, finding: Finding, actor: str) -> tuple[st
         )
         repositories = list((await tx.conn.execute(query)).scalars())
         for repository in repositories:
-            if (await _holds.protected(tx.conn, repository)).covers_blob(row.sha256):
+            if (await holds.protected(tx.conn, repository)).covers_blob(row.sha256):
                 return f"left: a legal hold in {repository} covers it", False
         for repository in repositories:
-            await tx.append(BlobUnlinked(repository, digest), actor)
-        await tx.append(BlobDeleted(digest, row.size), actor)
+            await tx.append_event(BlobUnlinked(repository, digest), actor)
+        await tx.append_event(BlobDeleted(digest, row.size), actor)
     return (
         f"forgotten: unlinked from {len(repositories)} repositories and its row removed; "
         "the next push uploads it again",
@@ -205,7 +205,7 @@ async def _orphan(
             repositories = sorted({ref.rpartition("@")[0] for ref in refs})
             for repository in repositories:
                 event = BlobCommitted(repository, info.sha256, info.blake3, info.size)
-                await tx.append(event, actor)
+                await tx.append_event(event, actor)
             return (
                 f"re-recorded in {', '.join(repositories)}: "
                 "the manifests referencing it pull again",
@@ -221,5 +221,5 @@ async def _orphan(
             await registry.blobs.delete(info.sha256)
         except BlobNotFound:
             return "gone: deleted meanwhile", True
-        await tx.append(BlobDeleted(info.sha256, info.size), actor)
+        await tx.append_event(BlobDeleted(info.sha256, info.size), actor)
     return "deleted", True

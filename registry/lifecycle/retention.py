@@ -9,8 +9,8 @@ lock at most, so pushes keep flowing). For each item, under the lock, it
 re-checks every fact the decision rested on (``Conditions``: the tag was not
 re-pushed or pulled since, it is still past keep_last, the manifest is still
 untagged and unreferenced, its retention was not extended, its subject is
-gone) and then lets ``MetadataStore.check_tag_deletable`` /
-``check_manifest_deletable`` refuse held or immutable content, exactly as a
+gone) and then lets the rules (``Rules.decide_tag_delete`` /
+``decide_manifest_delete``) refuse held or immutable content, exactly as a
 DELETE from a client would be refused. An item that no longer passes is
 reported as skipped, never deleted; nothing outside the plan is touched.
 
@@ -48,11 +48,11 @@ from registry.lifecycle.eligibility import (
     native_retention,
 )
 from registry.lifecycle.policy import LifecyclePolicy, policy_of
-from registry.meta import MetadataStore
-from registry.meta._holds import protected
+from registry.meta import Transaction
 from registry.meta.events import ManifestDeleted, TagDeleted
-from registry.meta.store import Transaction
+from registry.meta.holds import protected
 from registry.meta.tables import manifest_references, manifests, repositories, tags
+from registry.rules import Rules
 
 if TYPE_CHECKING:
     # Only for annotations: registry.service imports this package (open_registry's policy).
@@ -208,7 +208,7 @@ async def plan(
     if now.tzinfo is None:
         raise ValueError("plan: now must be timezone-aware")
     policy = policy_of(registry.settings)
-    immutable = registry.meta.immutable_tags
+    immutable = registry.rules.immutable
     deletions: list[PlanItem] = []
     kept: list[KeptItem] = []
     async with registry.meta.reading() as conn:
@@ -344,7 +344,7 @@ async def _recheck_common(
         raise _NoLongerEligible(f"its subject {subject} is still present")
     if item.kind == "tag":
         # The store refuses a held tag, not a tag of a held manifest; retention keeps both.
-        # (A manifest item's holds are the store's check_manifest_deletable.)
+        # (A manifest item's holds are Rules.decide_manifest_delete's.)
         held = await protected(conn, item.repository)
         if held.covers_manifest(item.digest):
             raise _NoLongerEligible("a legal hold now covers it: " + ", ".join(held.hold_ids))
@@ -388,7 +388,7 @@ async def _recheck_manifest(
 
 
 async def _delete(
-    meta: MetadataStore,
+    rules: Rules,
     conn: AsyncConnection,
     tx: Transaction | None,
     item: PlanItem,
@@ -404,12 +404,14 @@ async def _delete(
     recheck = _recheck_tag if item.kind == "tag" else _recheck_manifest
     try:
         await recheck(conn, item, now, policy, gone)
-        await _store_check(meta, conn, item, actor)
+        await _rules_check(rules, conn, item)
         if tx is not None:
             if item.tag is not None:
-                await tx.append(TagDeleted(item.repository, item.tag), actor)
+                await tx.append_event(TagDeleted(item.repository, item.tag), actor)
             else:
-                await tx.append(ManifestDeleted(item.repository, Digest.parse(item.digest)), actor)
+                await tx.append_event(
+                    ManifestDeleted(item.repository, Digest.parse(item.digest)), actor
+                )
     except _NoLongerEligible as exc:
         return str(exc)
     except (Denied, ManifestUnknown) as exc:
@@ -421,14 +423,13 @@ async def _delete(
     return None
 
 
-async def _store_check(
-    meta: MetadataStore, conn: AsyncConnection, item: PlanItem, actor: str
-) -> None:
-    # The store's own guards (legal holds, immutable tags): what refuses a client's DELETE.
+async def _rules_check(rules: Rules, conn: AsyncConnection, item: PlanItem) -> None:
+    # The rules (legal holds, immutable tags) that refuse a client's DELETE. Retention
+    # gives no override, so a decision that lets the item go records nothing.
     if item.tag is not None:
-        await meta.check_tag_deletable(conn, item.repository, item.tag, actor)
+        await rules.decide_tag_delete(conn, item.repository, item.tag, None)
     else:
-        await meta.check_manifest_deletable(conn, item.repository, item.digest, actor)
+        await rules.decide_manifest_delete(conn, item.repository, item.digest, None)
 
 
 async def apply(
@@ -446,7 +447,7 @@ async def apply(
     policy = policy_of(registry.settings)
     report = ApplyReport(plan.digest, dry_run)
     gone = _Gone()
-    meta = registry.meta
+    meta, rules = registry.meta, registry.rules
 
     def record(item: PlanItem, skipped: str | None) -> None:
         if skipped is None:
@@ -459,7 +460,7 @@ async def apply(
     if dry_run:
         async with meta.reading() as conn:
             for item in plan.deletions:
-                record(item, await _delete(meta, conn, None, item, plan.now, policy, gone, actor))
+                record(item, await _delete(rules, conn, None, item, plan.now, policy, gone, actor))
         return report
     pending = list(plan.deletions)
     while pending:
@@ -470,7 +471,7 @@ async def apply(
             started = time.monotonic()
             while pending and len(done) < _BATCH_ITEMS:
                 item = pending.pop(0)
-                skipped = await _delete(meta, tx.conn, tx, item, plan.now, policy, gone, actor)
+                skipped = await _delete(rules, tx.conn, tx, item, plan.now, policy, gone, actor)
                 done.append((item, skipped))
                 if time.monotonic() - started >= _BATCH_SECONDS:
                     break

@@ -50,7 +50,9 @@ from registry.lifecycle.gc import GcRunning, collect
 from registry.meta import MetadataStore
 from registry.meta.tables import blobs as blob_rows
 from registry.meta.tables import events, manifest_references, repository_blobs
+from registry.rules import Rules
 from registry.service.registry import Registry
+from registry.service.writes import Writes
 from storage.base import BlobStore
 from storage.errors import BlobNotFound
 from storage.filesystem import FsBlobStore
@@ -155,7 +157,7 @@ async def _gc_loop(deployment: Deployment, until: float, reports: list[dict[str,
         await anyio.sleep(GC_PAUSE)
 
 
-async def _holds(meta: MetadataStore, ledger: Ledger, until: float) -> None:
+async def _holds(writes: Writes, ledger: Ledger, until: float) -> None:
     """Every few seconds, hold a manifest some client still has tagged."""
     while time.monotonic() < until and len(ledger.held) < 6:
         await anyio.sleep(3)
@@ -163,7 +165,7 @@ async def _holds(meta: MetadataStore, ledger: Ledger, until: float) -> None:
             continue
         (repo, _tag), digest = sorted(ledger.tags.items())[secrets.randbelow(len(ledger.tags))]
         try:
-            await meta.place_hold(repo, digest, "stress test", actor="test")
+            await writes.place_hold(repo, digest, "stress test", actor="test")
         except ManifestUnknown:
             continue  # deleted meanwhile
         ledger.held.add((repo, digest))
@@ -196,7 +198,7 @@ async def test_gc_under_load_never_loses_a_referenced_blob(
         for cid in range(CLIENTS):
             group.start_soon(stress.client, cid, until)
         group.start_soon(_gc_loop, deployment, until, reports)
-        group.start_soon(_holds, meta, ledger, until)
+        group.start_soon(_holds, Writes(meta, Rules()), ledger, until)
 
     assert not ledger.failures, "\n".join([str(dict(ledger.counts)), *ledger.failures[:20]])
     # Retention's deletions, then their links, then their bytes: here, in-process.
