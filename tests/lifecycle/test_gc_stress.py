@@ -47,7 +47,7 @@ from oci.errors import ManifestUnknown
 from registry.config import load_settings
 from registry.lifecycle import _gc_sweep as sweep
 from registry.lifecycle.gc import GcRunning, collect
-from registry.meta import MetadataStore
+from registry.meta import MetadataStore, gc_queries
 from registry.meta.tables import blobs as blob_rows
 from registry.meta.tables import events, manifest_references, repository_blobs
 from registry.rules import Rules
@@ -267,8 +267,8 @@ async def _assert_no_garbage_and_nothing_missing(meta: MetadataStore, store: Blo
     anytime = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)  # any age at all
     async with meta.reading() as conn:
         links = [
-            sweep.LinkCandidate(r.repository, r.sha256)
-            for r in (await conn.execute(sweep._unreferenced_links(anytime))).all()
+            sweep.LinkCandidate(repository, sha256)
+            for repository, sha256 in await gc_queries.unreferenced_links(conn, anytime)
         ]
         unreferenced = await sweep._unheld(conn, links)
         assert not unreferenced, f"unreferenced links survived: {unreferenced[:10]}"
