@@ -30,6 +30,8 @@ import nats
 from oci.digest import Digest
 from registry.events import LogWatcher, OutboxPublisher, PublisherSettings
 from registry.meta import MetadataStore
+from registry.rules import Rules
+from registry.service.writes import Writes
 from storage.base import BlobInfo
 
 
@@ -42,6 +44,7 @@ async def measure(database: str, nats_url: str, count: int, notify: bool) -> lis
     token = secrets.token_hex(4)
     settings = PublisherSettings(nats_url=nats_url, subject_prefix=f"artifact-store-bench.{token}")
     store = await MetadataStore.open(database)
+    writes = Writes(store, Rules())
     watcher = LogWatcher(store)
     publisher = asyncio.create_task(OutboxPublisher(store, settings, watcher).run())
     nc = await nats.connect(nats_url)
@@ -55,7 +58,7 @@ async def measure(database: str, nats_url: str, count: int, notify: bool) -> lis
             await asyncio.sleep(0.05)
         sub = await js.subscribe(f"{settings.subject_prefix}.>", ordered_consumer=True)
         for n in range(count + 10):
-            await store.commit_blob("bench/events", _blob(n), actor="bench")
+            await writes.commit_blob("bench/events", _blob(n), actor="bench")
             started = time.perf_counter()
             if notify:
                 watcher.notify()

@@ -185,7 +185,7 @@ async def seed_metadata(url: str, shape: Shape) -> tuple[int, float]:
                 break
             async with meta.transaction() as tx:
                 for event in batch:
-                    await tx.append(event, "bench-seed")
+                    await tx.append_event(event, "bench-seed")
             count += len(batch)
     finally:
         await meta.close()

@@ -25,7 +25,7 @@ from jwt.algorithms import ECAlgorithm
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from registry.auth.tables import audit, signing_keys
-from registry.meta._engine import write_transaction
+from registry.meta.engine import write_transaction
 
 __all__ = ["ALGORITHM", "VERIFY_AFTER_RETIRE", "KeyRing"]
 

@@ -26,8 +26,8 @@ from oci.errors import Denied
 from registry.auth.policy import ROLES, Policy, Principal
 from registry.auth.scope import ACTIONS
 from registry.auth.tables import api_tokens, audit, policies, tenants, users
-from registry.meta import _engine
-from registry.meta.tables import blobs, manifests, repository_blobs
+from registry.meta import usage_queries
+from registry.meta.engine import connect_engine, dispose, normalize_url, write_transaction
 
 __all__ = ["AuthStore", "Tenant", "User"]
 
@@ -88,11 +88,11 @@ class AuthStore:
     @classmethod
     def open(cls, url: str) -> AuthStore:
         """Connect to a metadata database already migrated by ``MetadataStore.open``."""
-        return cls(_engine.connect_engine(_engine.normalize_url(url)))
+        return cls(connect_engine(normalize_url(url)))
 
     async def close(self) -> None:
         if self._owns_engine:
-            await _engine.dispose(self.engine)
+            await dispose(self.engine)
 
     async def _audit(
         self, conn: AsyncConnection, actor: str, action: str, target: str, **detail: Any
@@ -120,7 +120,7 @@ class AuthStore:
             None if password is None else await anyio.to_thread.run_sync(_HASHER.hash, password)
         )
         now = _now()
-        async with _engine.write_transaction(self.engine) as conn:
+        async with write_transaction(self.engine) as conn:
             if (await conn.execute(sa.select(users.c.name).where(users.c.name == name))).first():
                 raise ValueError(f"user {name!r} exists")
             await conn.execute(
@@ -140,7 +140,7 @@ class AuthStore:
         return User(name, kind, tenant, role_set, now, now)
 
     async def remove_user(self, name: str, *, actor: str) -> None:
-        async with _engine.write_transaction(self.engine) as conn:
+        async with write_transaction(self.engine) as conn:
             await conn.execute(api_tokens.delete().where(api_tokens.c.user == name))
             result = await conn.execute(users.delete().where(users.c.name == name))
             if result.rowcount == 0:
@@ -149,7 +149,7 @@ class AuthStore:
 
     async def set_password(self, name: str, password: str, *, actor: str) -> None:
         hashed = await anyio.to_thread.run_sync(_HASHER.hash, password)
-        async with _engine.write_transaction(self.engine) as conn:
+        async with write_transaction(self.engine) as conn:
             result = await conn.execute(
                 users.update()
                 .where(users.c.name == name)
@@ -189,7 +189,7 @@ class AuthStore:
         secret = secrets.token_urlsafe(32)
         hashed = await anyio.to_thread.run_sync(_HASHER.hash, secret)
         now = _now()
-        async with _engine.write_transaction(self.engine) as conn:
+        async with write_transaction(self.engine) as conn:
             if not (
                 await conn.execute(sa.select(users.c.name).where(users.c.name == name))
             ).first():
@@ -243,7 +243,7 @@ class AuthStore:
         wanted = frozenset(actions)
         if not wanted or wanted - set(ACTIONS):
             raise ValueError(f"actions must be among {', '.join(ACTIONS)}")
-        async with _engine.write_transaction(self.engine) as conn:
+        async with write_transaction(self.engine) as conn:
             await conn.execute(
                 policies.delete().where(
                     (policies.c.subject == subject) & (policies.c.pattern == pattern)
@@ -263,7 +263,7 @@ class AuthStore:
         self._policies = None
 
     async def remove_policy(self, subject: str, pattern: str, *, actor: str) -> None:
-        async with _engine.write_transaction(self.engine) as conn:
+        async with write_transaction(self.engine) as conn:
             result = await conn.execute(
                 policies.delete().where(
                     (policies.c.subject == subject) & (policies.c.pattern == pattern)
@@ -298,7 +298,7 @@ class AuthStore:
         burst: int | None = None,
         actor: str,
     ) -> None:
-        async with _engine.write_transaction(self.engine) as conn:
+        async with write_transaction(self.engine) as conn:
             await conn.execute(tenants.delete().where(tenants.c.name == name))
             await conn.execute(
                 tenants.insert().values(
@@ -336,55 +336,24 @@ class AuthStore:
         Computed from the views, which replay from the event log, so usage is
         always recomputable from the log (``admin rebuild-views``).
         """
-        linked = sa.select(repository_blobs.c.sha256).where(
-            _in_tenant(repository_blobs.c.repository, tenant)
-        )
-        blob_query = sa.select(sa.func.coalesce(sa.func.sum(blobs.c.size), 0)).where(
-            blobs.c.sha256.in_(linked)
-        )
-        distinct = (
-            sa.select(sa.func.max(manifests.c.size).label("size"))
-            .where(_in_tenant(manifests.c.repository, tenant))
-            .group_by(manifests.c.digest)
-            .subquery()
-        )
-        manifest_query = sa.select(sa.func.coalesce(sa.func.sum(distinct.c.size), 0))
         async with self.engine.connect() as conn:
-            blob_bytes = int((await conn.execute(blob_query)).scalar_one())
-            manifest_bytes = int((await conn.execute(manifest_query)).scalar_one())
-        return blob_bytes, manifest_bytes
+            return await usage_queries.usage_parts(conn, tenant)
 
     async def tenant_references(self, tenant: str, sha256: str) -> bool:
         """Whether the tenant already links the blob, so storing it again costs nothing."""
-        query = sa.select(sa.literal(1)).where(
-            repository_blobs.c.sha256 == sha256, _in_tenant(repository_blobs.c.repository, tenant)
-        )
         async with self.engine.connect() as conn:
-            return (await conn.execute(query.limit(1))).first() is not None
+            return await usage_queries.tenant_links_blob(conn, tenant, sha256)
 
     async def tenant_holds_manifest(self, tenant: str, digest: str) -> bool:
         """Whether a repository of the tenant holds the manifest (pushing it again is free)."""
-        query = sa.select(sa.literal(1)).where(
-            manifests.c.digest == digest, _in_tenant(manifests.c.repository, tenant)
-        )
         async with self.engine.connect() as conn:
-            return (await conn.execute(query.limit(1))).first() is not None
+            return await usage_queries.tenant_holds_manifest(conn, tenant, digest)
 
     async def linked_blob(self, repository: str, digest: str) -> tuple[str, int] | None:
         """(sha256, size) of the blob ``digest`` names (by any of its digests), if
         ``repository`` links it: what a cross-repository mount from there would add."""
-        algorithm = digest.partition(":")[0]
-        column = {"sha256": blobs.c.sha256, "blake3": blobs.c.blake3, "sha512": blobs.c.sha512}
-        if algorithm not in column:
-            return None
-        query = (
-            sa.select(blobs.c.sha256, blobs.c.size)
-            .join(repository_blobs, repository_blobs.c.sha256 == blobs.c.sha256)
-            .where(repository_blobs.c.repository == repository, column[algorithm] == digest)
-        )
         async with self.engine.connect() as conn:
-            row = (await conn.execute(query.limit(1))).first()
-        return None if row is None else (str(row.sha256), int(row.size))
+            return await usage_queries.linked_blob_size(conn, repository, digest)
 
     async def audit_log(self, limit: int = 100) -> list[dict[str, Any]]:
         async with self.engine.connect() as conn:
@@ -401,10 +370,6 @@ class AuthStore:
             }
             for r in rows
         ]
-
-
-def _in_tenant(column: sa.ColumnElement[str], tenant: str) -> sa.ColumnElement[bool]:
-    return column.startswith(f"{tenant}/", autoescape=True)
 
 
 def quota_denied(tenant: str, quota: int, usage: int, incoming: int) -> Denied:

@@ -13,7 +13,7 @@ calls ``notify()`` after it commits; that wakes the poll task at once, so
 in-process writes reach waiters in one query, and writes from other
 processes (replicas, the CLI) are picked up by the slow poll.
 
-The log never has gaps a reader can observe (see ``registry/meta/store.py``),
+The log never has gaps a reader can observe (see ``registry/meta/log.py``),
 so "some event has seq > x" is monotone in x: ``head`` is found by
 galloping (probe after=head, head+1, head+3, head+7, ...) then bisecting,
 O(log n) one-row queries even on a fresh process facing a long log.

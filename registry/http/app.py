@@ -78,7 +78,7 @@ def create_app(
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(_expiry_loop, current)
                 tasks.start_soon(scheduled_gc, current)  # gc_interval_seconds; 0: returns
-                tasks.start_soon(app.state.pulls.run, current.meta)
+                tasks.start_soon(app.state.pulls.run, current.writes)
                 yield
                 tasks.cancel_scope.cancel()
 

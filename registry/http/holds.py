@@ -33,7 +33,7 @@ from registry.events.view import rfc3339
 from registry.http._request import actor
 from registry.lifecycle import holds
 from registry.lifecycle.holds import RequestInvalid
-from registry.meta.store import HoldRecord
+from registry.meta import HoldRecord
 
 # Importing the native routes also registers the "repository" path convertor used below.
 from registry.native.routes import PREFIX as ARTIFACTS

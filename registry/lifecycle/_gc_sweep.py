@@ -2,10 +2,11 @@
 
 Every sweep reads candidates in keyset-paged batches without the write lock
 (so pushes and pulls go on), then re-checks each batch under the write lock
-(``MetadataStore.transaction`` / ``delete_blob``) before changing anything.
+(``MetadataStore.transaction``) before changing anything.
 What the scan saw may be stale by then; only what is still garbage under the
 lock is removed. ADR-0007 explains why each check is enough.
 
+The statements are ``registry.meta.gc_queries``; here are the decisions.
 Memory stays bounded by one page: no sweep holds the set of all blobs,
 links or stored keys.
 """
@@ -19,14 +20,12 @@ from dataclasses import dataclass
 from itertools import groupby
 
 import anyio
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from oci.digest import Digest
-from registry.meta import MetadataStore
-from registry.meta._holds import Protected, protected
+from registry.meta import MetadataStore, gc_queries, queries
 from registry.meta.events import BlobDeleted, BlobUnlinked
-from registry.meta.tables import blobs, holds, manifest_references, repository_blobs
+from registry.meta.holds import Protected, protected
 from storage.base import BlobInfo, BlobStore
 from storage.errors import BlobNotFound
 
@@ -65,68 +64,23 @@ class BlobCandidate:
     size: int
 
 
-def _referenced() -> sa.Exists:
-    """A config or layer reference to the link's blob by any of its three names.
-
-    Manifests name blobs as their clients did (sha256, sha512 or blake3);
-    links and blob rows are keyed by sha256, so all three are matched. The
-    index on (repository, referenced_digest) serves each equality.
-    """
-    return (
-        sa.select(sa.literal(1))
-        .where(
-            manifest_references.c.repository == repository_blobs.c.repository,
-            manifest_references.c.kind.in_(("config", "layer")),
-            sa.or_(
-                manifest_references.c.referenced_digest == blobs.c.sha256,
-                manifest_references.c.referenced_digest == blobs.c.blake3,
-                manifest_references.c.referenced_digest == blobs.c.sha512,
-            ),
-        )
-        .exists()
-    )
-
-
-def _unreferenced_links(cutoff: dt.datetime) -> sa.Select[tuple[str, str]]:
-    return (
-        sa.select(repository_blobs.c.repository, repository_blobs.c.sha256)
-        .select_from(repository_blobs.join(blobs, blobs.c.sha256 == repository_blobs.c.sha256))
-        .where(repository_blobs.c.linked_at < cutoff, ~_referenced())
-    )
-
-
 # -- phase 1: links ---------------------------------------------------------------
 
 
 async def count_links(meta: MetadataStore, cutoff: dt.datetime) -> int:
     """Links old enough to be looked at (the progress total of the link sweep)."""
-    query = sa.select(sa.func.count()).where(repository_blobs.c.linked_at < cutoff)
     async with meta.reading() as conn:
-        return int((await conn.execute(query)).scalar_one())
+        return await gc_queries.count_links(conn, cutoff)
 
 
 async def scan_links(
     meta: MetadataStore, cutoff: dt.datetime
 ) -> AsyncIterator[tuple[int, list[LinkCandidate]]]:
     """Pages of (links scanned, unreferenced unheld links older than ``cutoff``)."""
-    referenced = _referenced().label("referenced")
-    query = (
-        sa.select(repository_blobs.c.repository, repository_blobs.c.sha256, referenced)
-        .select_from(repository_blobs.join(blobs, blobs.c.sha256 == repository_blobs.c.sha256))
-        .where(repository_blobs.c.linked_at < cutoff)
-        .order_by(repository_blobs.c.repository, repository_blobs.c.sha256)
-        .limit(PAGE)
-    )
     after: tuple[str, str] | None = None
     while True:
-        page = query
-        if after is not None:
-            page = page.where(
-                sa.tuple_(repository_blobs.c.repository, repository_blobs.c.sha256)
-                > sa.tuple_(sa.literal(after[0]), sa.literal(after[1]))
-            )
         async with meta.reading() as conn:
-            rows = (await conn.execute(page)).all()
+            rows = await gc_queries.link_page(conn, cutoff, after, PAGE)
             candidates = [LinkCandidate(r.repository, r.sha256) for r in rows if not r.referenced]
             candidates = await _unheld(conn, candidates)
         if not rows:
@@ -142,8 +96,7 @@ async def _unheld(conn: AsyncConnection, links: list[LinkCandidate]) -> list[Lin
     if not links:
         return links
     names = sorted({link.repository for link in links})
-    query = sa.select(holds.c.repository).where(holds.c.repository.in_(names)).distinct()
-    held_repositories = set((await conn.execute(query)).scalars())
+    held_repositories = await gc_queries.repositories_with_holds(conn, names)
     closures: dict[str, Protected] = {}
     kept = []
     for link in links:
@@ -170,18 +123,16 @@ async def remove_links(
     async with meta.transaction() as tx:
         for repository, group in groupby(ordered, key=lambda c: c.repository):
             wanted = [c.sha256 for c in group]
-            query = _unreferenced_links(cutoff).where(
-                repository_blobs.c.repository == repository,
-                repository_blobs.c.sha256.in_(wanted),
+            still = await gc_queries.unreferenced_links(
+                tx.conn, cutoff, repository=repository, sha256s=wanted
             )
-            still = (await tx.conn.execute(query)).all()
             if not still:
                 continue
             held = await protected(tx.conn, repository)
-            for row in still:
-                if held.covers_blob(row.sha256):
+            for _, sha256 in still:
+                if held.covers_blob(sha256):
                     continue
-                await tx.append(BlobUnlinked(repository, Digest.parse(row.sha256)), ACTOR)
+                await tx.append_event(BlobUnlinked(repository, Digest.parse(sha256)), ACTOR)
                 removed += 1
     return removed
 
@@ -189,32 +140,19 @@ async def remove_links(
 # -- phase 2: blobs ---------------------------------------------------------------
 
 
-def _unlinked(cutoff: dt.datetime) -> sa.ColumnElement[bool]:
-    linked = sa.select(sa.literal(1)).where(repository_blobs.c.sha256 == blobs.c.sha256).exists()
-    return sa.and_(~linked, sa.func.coalesce(blobs.c.touched_at, blobs.c.created_at) < cutoff)
-
-
 async def count_unlinked(meta: MetadataStore, cutoff: dt.datetime) -> int:
     async with meta.reading() as conn:
-        query = sa.select(sa.func.count()).select_from(blobs).where(_unlinked(cutoff))
-        return int((await conn.execute(query)).scalar_one())
+        return await gc_queries.count_unlinked(conn, cutoff)
 
 
 async def scan_blobs(meta: MetadataStore, cutoff: dt.datetime) -> AsyncIterator[BlobCandidate]:
     """Blobs no repository links, untouched since before ``cutoff``, in sha256 order."""
-    query = (
-        sa.select(blobs.c.sha256, blobs.c.blake3, blobs.c.sha512, blobs.c.size)
-        .where(_unlinked(cutoff))
-        .order_by(blobs.c.sha256)
-        .limit(PAGE)
-    )
     after: str | None = None
     while True:
-        page = query if after is None else query.where(blobs.c.sha256 > after)
         async with meta.reading() as conn:
-            rows = (await conn.execute(page)).all()
+            rows = await gc_queries.unlinked_page(conn, cutoff, after, PAGE)
         for row in rows:
-            yield BlobCandidate(row.sha256, row.blake3, row.sha512, int(row.size))
+            yield BlobCandidate(row.sha256, row.blake3, row.sha512, row.size)
         if len(rows) < PAGE:
             return
         after = rows[-1].sha256
@@ -240,15 +178,8 @@ async def sweep_blobs(
     a batch shares one transaction so the lock is taken once per batch.
     """
     async with meta.transaction() as tx:
-        still = {
-            row.sha256: int(row.size)
-            for row in await tx.conn.execute(
-                sa.select(blobs.c.sha256, blobs.c.size)
-                .where(blobs.c.sha256.in_([c.sha256 for c in candidates]))
-                .where(_unlinked(cutoff))
-            )
-        }
-        any_holds = (await tx.conn.execute(sa.select(holds.c.id).limit(1))).first() is not None
+        still = await gc_queries.unlinked_sizes(tx.conn, [c.sha256 for c in candidates], cutoff)
+        any_holds = await gc_queries.any_holds(tx.conn)
         doomed = [
             c
             for c in candidates
@@ -271,7 +202,7 @@ async def sweep_blobs(
         except BaseExceptionGroup as failed:  # the storage error itself, as callers expect
             raise failed.exceptions[0] from None
         for candidate in doomed:
-            await tx.append(
+            await tx.append_event(
                 BlobDeleted(Digest.parse(candidate.sha256), still[candidate.sha256]), ACTOR
             )
     gone = {c.sha256 for c in doomed}
@@ -287,16 +218,7 @@ async def held(meta: MetadataStore, blob: BlobCandidate) -> bool:
 async def _held_anywhere(conn: AsyncConnection, blob: BlobCandidate) -> bool:
     """Whether a legal hold covers the blob in some repository whose manifests name it."""
     names = [n for n in (blob.sha256, blob.blake3, blob.sha512) if n is not None]
-    query = (
-        sa.select(manifest_references.c.repository)
-        .where(
-            manifest_references.c.repository.in_(sa.select(holds.c.repository)),
-            manifest_references.c.kind.in_(("config", "layer")),
-            manifest_references.c.referenced_digest.in_(names),
-        )
-        .distinct()
-    )
-    for repository in (await conn.execute(query)).scalars().all():
+    for repository in await gc_queries.held_repositories_naming(conn, names):
         if (await protected(conn, repository)).covers_blob(blob.sha256):
             return True
     return False
@@ -324,8 +246,7 @@ async def _old_orphans(
 ) -> list[BlobInfo]:
     names = [str(info.sha256) for info in batch]
     async with meta.reading() as conn:
-        query = sa.select(blobs.c.sha256).where(blobs.c.sha256.in_(names))
-        known = set((await conn.execute(query)).scalars())
+        known = await queries.known_blobs(conn, names)
     found = []
     for info in batch:
         if str(info.sha256) in known:
@@ -349,8 +270,7 @@ async def delete_orphan(meta: MetadataStore, store: BlobStore, info: BlobInfo) -
     No event: the log never knew these bytes.
     """
     async with meta.transaction() as tx:
-        query = sa.select(blobs.c.sha256).where(blobs.c.sha256 == str(info.sha256))
-        if (await tx.conn.execute(query)).first() is not None:
+        if await queries.known_blobs(tx.conn, [str(info.sha256)]):
             return False
         try:
             await store.delete(info.sha256)

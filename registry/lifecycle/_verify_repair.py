@@ -33,19 +33,21 @@ import datetime as dt
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.to_thread
 
 from oci.digest import Digest
-from registry.lifecycle import _verify_checks as checks
-from registry.lifecycle.verify import Finding, Scan, Stored, VerifyReport
-from registry.meta import _holds
+from registry.lifecycle._verify_scan import Finding, Scan, Stored, VerifyReport, written_at
+from registry.meta import holds
+from registry.meta import verify_queries as checks
 from registry.meta.events import BlobCommitted, BlobDeleted, BlobUnlinked
-from registry.meta.tables import repository_blobs
-from registry.service.registry import Registry
 from storage.errors import BlobNotFound
 from storage.hashing import ContentHasher
+
+if TYPE_CHECKING:  # registry.service imports this package (policy): annotations only
+    from registry.service.registry import Registry
 
 __all__ = ["repair"]
 
@@ -164,19 +166,13 @@ async def _missing(registry: Registry, finding: Finding, actor: str) -> tuple[st
                 "to restore it",
                 False,
             )
-        query = (
-            repository_blobs.select()
-            .with_only_columns(repository_blobs.c.repository)
-            .where(repository_blobs.c.sha256 == row.sha256)
-            .order_by(repository_blobs.c.repository)
-        )
-        repositories = list((await tx.conn.execute(query)).scalars())
+        repositories = await checks.linking_repositories(tx.conn, row.sha256)
         for repository in repositories:
-            if (await _holds.protected(tx.conn, repository)).covers_blob(row.sha256):
+            if (await holds.protected(tx.conn, repository)).covers_blob(row.sha256):
                 return f"left: a legal hold in {repository} covers it", False
         for repository in repositories:
-            await tx.append(BlobUnlinked(repository, digest), actor)
-        await tx.append(BlobDeleted(digest, row.size), actor)
+            await tx.append_event(BlobUnlinked(repository, digest), actor)
+        await tx.append_event(BlobDeleted(digest, row.size), actor)
     return (
         f"forgotten: unlinked from {len(repositories)} repositories and its row removed; "
         "the next push uploads it again",
@@ -205,13 +201,13 @@ async def _orphan(
             repositories = sorted({ref.rpartition("@")[0] for ref in refs})
             for repository in repositories:
                 event = BlobCommitted(repository, info.sha256, info.blake3, info.size)
-                await tx.append(event, actor)
+                await tx.append_event(event, actor)
             return (
                 f"re-recorded in {', '.join(repositories)}: "
                 "the manifests referencing it pull again",
                 True,
             )
-        modified = await checks.modified(registry.blobs, info.sha256)
+        modified = await written_at(registry.blobs, info.sha256)
         if modified is None:
             return "gone: deleted meanwhile", True
         age = dt.datetime.now(dt.UTC).timestamp() - modified
@@ -221,5 +217,5 @@ async def _orphan(
             await registry.blobs.delete(info.sha256)
         except BlobNotFound:
             return "gone: deleted meanwhile", True
-        await tx.append(BlobDeleted(info.sha256, info.size), actor)
+        await tx.append_event(BlobDeleted(info.sha256, info.size), actor)
     return "deleted", True

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from registry.lifecycle.policy import FOREVER, LifecyclePolicy, format_duration
-from registry.meta._holds import Protected
+from registry.meta.holds import Protected
 
 __all__ = [
     "NATIVE_RULE",

@@ -46,6 +46,7 @@ import anyio
 
 from oci.errors import RegistryError
 from registry.lifecycle import _gc_sweep as sweep
+from registry.lifecycle import retention
 from registry.lifecycle._lease import GcRunning, gc_lease
 
 if TYPE_CHECKING:  # registry.service imports this package (policy): no cycle at run time
@@ -212,9 +213,6 @@ async def _run(
 async def _retention(
     registry: Registry, report: GcReport, phase: PhaseReport, now: dt.datetime, tell: Tell
 ) -> None:
-    # Imported here: retention imports registry.service, which imports this package.
-    from registry.lifecycle import retention
-
     plan = await retention.plan(registry, now=now)
     phase.scanned = len(plan.deletions)
     if report.dry_run:

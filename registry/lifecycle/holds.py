@@ -2,7 +2,7 @@
 
 A legal hold names a repository (all of it), a manifest by digest, or an
 artifact version / tag; what it protects is decided under the write lock by
-``registry.meta._holds`` whenever something would be deleted, so content
+``registry.meta.holds`` whenever something would be deleted, so content
 pushed after the hold (a late signature of a held image) is covered too.
 These functions validate what a caller sent, resolve names, and leave every
 check that must not race with a writer to ``MetadataStore``.
@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from oci.digest import Digest
 from oci.errors import Denied, ManifestUnknown, NameUnknown, Unsupported
 from oci.reference import validate_repository, validate_tag
-from registry.meta.store import HoldRecord
-from registry.service.registry import Registry
+from registry.meta import HoldRecord
+
+if TYPE_CHECKING:  # registry.service imports this package (policy): annotations only
+    from registry.service.registry import Registry
 
 __all__ = [
     "MAX_REASON",
@@ -85,7 +88,7 @@ async def place_hold(
     reason = check_reason(reason, "a legal hold")
     ref = None if reference is None else _reference(reference)
     await _require_repository(registry, repository)
-    return await registry.meta.place_hold(repository, ref, reason, actor=actor)
+    return await registry.writes.place_hold(repository, ref, reason, actor=actor)
 
 
 async def list_holds(registry: Registry, repository: str | None = None) -> list[HoldRecord]:
@@ -110,7 +113,7 @@ async def release_hold(
     reason = check_reason(reason, "releasing a legal hold")
     if repository is not None:
         await get_hold(registry, hold_id, repository)
-    return await registry.meta.release_hold(hold_id, reason, actor=actor)
+    return await registry.writes.release_hold(hold_id, reason, actor=actor)
 
 
 async def extend_retention(
@@ -132,7 +135,7 @@ async def extend_retention(
             f"manifest {reference} is unknown to repository {repository}",
             detail={"reference": reference},
         )
-    kept = await registry.meta.extend_retention(repository, record.digest, until, actor=actor)
+    kept = await registry.writes.extend_retention(repository, record.digest, until, actor=actor)
     return Extension(repository, ref, record.digest, kept)
 
 

@@ -209,7 +209,7 @@ class LifecyclePolicy:
         return next((rule for rule in self.rules if rule.matches(repository)), None)
 
     def immutable(self, repository: str, tag: str) -> bool:
-        """What ``MetadataStore.immutable_tags`` asks (wired by open_registry)."""
+        """What ``Rules`` asks of a tag (built from the settings by ``rules_of``)."""
         return any(rule.covers(repository, tag) for rule in self.immutable_rules)
 
     def class_duration(self, retention_class: str) -> dt.timedelta | None:

@@ -22,18 +22,25 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable
+from typing import Protocol
 
 import anyio
 
 from oci.errors import RegistryError
-from registry.meta import MetadataStore
 
-__all__ = ["PULL_ACTOR", "PullRecorder"]
+__all__ = ["PULL_ACTOR", "PullRecorder", "PullWriter"]
 
 log = logging.getLogger("artifact_store")
 
 PULL_ACTOR = "system"
 _SHUTDOWN_FLUSH_SECONDS = 10.0
+
+
+class PullWriter(Protocol):
+    """What the recorder writes through: ``registry.service.writes.Writes``."""
+
+    async def record_pulls(self, pulled: Iterable[tuple[str, str]], *, actor: str) -> int: ...
 
 
 class PullRecorder:
@@ -64,13 +71,13 @@ class PullRecorder:
         if len(self._pending) >= self.limit and self._full is not None:
             self._full.set()
 
-    async def flush(self, meta: MetadataStore) -> int:
+    async def flush(self, writes: PullWriter) -> int:
         """Append the pending pulls as events now; returns how many were recorded."""
         batch, self._pending = self._pending, {}
         if not batch:
             return 0
         try:
-            return await meta.record_pulls(list(batch), actor=PULL_ACTOR)
+            return await writes.record_pulls(list(batch), actor=PULL_ACTOR)
         except BaseException:
             # Keep them for the next flush (newer notes first in line for the space).
             for key in batch:
@@ -79,7 +86,7 @@ class PullRecorder:
                 self._pending.setdefault(key, None)
             raise
 
-    async def run(self, meta: MetadataStore) -> None:
+    async def run(self, writes: PullWriter) -> None:
         """Flush every ``interval`` seconds (sooner when full) until cancelled, then once more."""
         try:
             while True:
@@ -87,12 +94,12 @@ class PullRecorder:
                 with anyio.move_on_after(self.interval):
                     await self._full.wait()
                 try:
-                    await self.flush(meta)
+                    await self.flush(writes)
                 except RegistryError as exc:
                     log.warning("recording pulls failed (kept for the next try): %s", exc)
         finally:
             with anyio.move_on_after(_SHUTDOWN_FLUSH_SECONDS, shield=True):
                 try:
-                    await self.flush(meta)
+                    await self.flush(writes)
                 except RegistryError as exc:
                     log.warning("recording pulls at shutdown failed: %s", exc)

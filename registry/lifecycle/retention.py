@@ -9,8 +9,8 @@ lock at most, so pushes keep flowing). For each item, under the lock, it
 re-checks every fact the decision rested on (``Conditions``: the tag was not
 re-pushed or pulled since, it is still past keep_last, the manifest is still
 untagged and unreferenced, its retention was not extended, its subject is
-gone) and then lets ``MetadataStore.check_tag_deletable`` /
-``check_manifest_deletable`` refuse held or immutable content, exactly as a
+gone) and then lets the rules (``Rules.decide_tag_delete`` /
+``decide_manifest_delete``) refuse held or immutable content, exactly as a
 DELETE from a client would be refused. An item that no longer passes is
 reported as skipped, never deleted; nothing outside the plan is touched.
 
@@ -32,7 +32,6 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from oci.digest import Digest
@@ -48,11 +47,10 @@ from registry.lifecycle.eligibility import (
     native_retention,
 )
 from registry.lifecycle.policy import LifecyclePolicy, policy_of
-from registry.meta import MetadataStore
-from registry.meta._holds import protected
+from registry.meta import Transaction, retention_queries
 from registry.meta.events import ManifestDeleted, TagDeleted
-from registry.meta.store import Transaction
-from registry.meta.tables import manifest_references, manifests, repositories, tags
+from registry.meta.holds import protected
+from registry.rules import Rules
 
 if TYPE_CHECKING:
     # Only for annotations: registry.service imports this package (open_registry's policy).
@@ -62,16 +60,6 @@ __all__ = ["ApplyReport", "RetentionPlan", "Skipped", "apply", "plan"]
 
 _BATCH_ITEMS = 32
 _BATCH_SECONDS = 0.05
-
-_MANIFEST_COLUMNS = (
-    manifests.c.digest,
-    manifests.c.created_at,
-    manifests.c.touched_at,
-    manifests.c.pulled_at,
-    manifests.c.subject,
-    manifests.c.retention_class,
-    manifests.c.retain_until,
-)
 
 
 def _time(value: dt.datetime) -> str:
@@ -164,32 +152,13 @@ class ApplyReport:
 
 
 async def _snapshot(conn: AsyncConnection, repository: str) -> Snapshot:
-    tag_rows = (
-        await conn.execute(
-            sa.select(tags.c.tag, tags.c.digest, tags.c.updated_at).where(
-                tags.c.repository == repository
-            )
-        )
-    ).all()
-    manifest_rows = (
-        await conn.execute(
-            sa.select(*_MANIFEST_COLUMNS).where(manifests.c.repository == repository)
-        )
-    ).all()
-    references = (
-        await conn.execute(
-            sa.select(
-                manifest_references.c.manifest_digest, manifest_references.c.referenced_digest
-            ).where(
-                manifest_references.c.repository == repository,
-                manifest_references.c.kind == "manifest",
-            )
-        )
-    ).all()
-    rows = {row.digest: ManifestRow(**row._mapping) for row in manifest_rows}
+    tag_rows = await retention_queries.tag_states(conn, repository)
+    manifest_rows = await retention_queries.manifest_states(conn, repository)
+    references = await retention_queries.index_references(conn, repository)
+    rows = {row.digest: ManifestRow(**row._asdict()) for row in manifest_rows}
     parents: dict[str, set[str]] = defaultdict(set)
-    for ref in references:
-        parents[ref.referenced_digest].add(ref.manifest_digest)
+    for parent, child in references:
+        parents[child].add(parent)
     return Snapshot(
         repository=repository,
         # A tag whose manifest row is missing cannot exist (foreign key); guard anyway.
@@ -208,13 +177,12 @@ async def plan(
     if now.tzinfo is None:
         raise ValueError("plan: now must be timezone-aware")
     policy = policy_of(registry.settings)
-    immutable = registry.meta.immutable_tags
+    immutable = registry.rules.immutable
     deletions: list[PlanItem] = []
     kept: list[KeptItem] = []
     async with registry.meta.reading() as conn:
         if repository is None:
-            query = sa.select(repositories.c.name).order_by(repositories.c.name)
-            names: Iterable[str] = list((await conn.execute(query)).scalars())
+            names: Iterable[str] = await retention_queries.repository_names(conn)
         else:
             names = [repository]
         for name in names:
@@ -240,19 +208,13 @@ class _NoLongerEligible(Exception):
 
 
 async def _tag_state(conn: AsyncConnection, repo: str, tag: str) -> TagRow | None:
-    query = sa.select(tags.c.digest, tags.c.updated_at).where(
-        tags.c.repository == repo, tags.c.tag == tag
-    )
-    row = (await conn.execute(query)).first()
-    return None if row is None else TagRow(tag, row.digest, row.updated_at)
+    state = await retention_queries.tag_state(conn, repo, tag)
+    return None if state is None else TagRow(tag, state.digest, state.updated_at)
 
 
 async def _manifest_row(conn: AsyncConnection, repo: str, digest: str) -> ManifestRow | None:
-    query = sa.select(*_MANIFEST_COLUMNS).where(
-        manifests.c.repository == repo, manifests.c.digest == digest
-    )
-    row = (await conn.execute(query)).first()
-    return None if row is None else ManifestRow(**row._mapping)
+    row = await retention_queries.manifest_state(conn, repo, digest)
+    return None if row is None else ManifestRow(**row._asdict())
 
 
 async def _recheck_tag(
@@ -295,27 +257,12 @@ async def _outside_last(
     """
     if keep_last <= 0:
         return True
-    newer = sa.or_(
-        tags.c.updated_at > tag.pushed_at,
-        sa.and_(tags.c.updated_at == tag.pushed_at, tags.c.tag < tag.tag),
-    )
-    query = (
-        sa.select(tags.c.tag, manifests.c.subject)
-        .join(
-            manifests,
-            sa.and_(
-                manifests.c.repository == tags.c.repository, manifests.c.digest == tags.c.digest
-            ),
-        )
-        .where(tags.c.repository == repo, newer)
-        .order_by(tags.c.updated_at.desc(), tags.c.tag)
-    )
     batch = keep_last + 64
     offset = seen = 0
     while True:
-        rows = (await conn.execute(query.limit(batch).offset(offset))).all()
-        for row in rows:
-            if (repo, row.tag) not in gone.tags and counted_by_keep_last(row.tag, row.subject):
+        rows = await retention_queries.newer_tags(conn, repo, tag.tag, tag.pushed_at, batch, offset)
+        for name, subject in rows:
+            if (repo, name) not in gone.tags and counted_by_keep_last(name, subject):
                 seen += 1
                 if seen >= keep_last:
                     return True
@@ -344,7 +291,7 @@ async def _recheck_common(
         raise _NoLongerEligible(f"its subject {subject} is still present")
     if item.kind == "tag":
         # The store refuses a held tag, not a tag of a held manifest; retention keeps both.
-        # (A manifest item's holds are the store's check_manifest_deletable.)
+        # (A manifest item's holds are Rules.decide_manifest_delete's.)
         held = await protected(conn, item.repository)
         if held.covers_manifest(item.digest):
             raise _NoLongerEligible("a legal hold now covers it: " + ", ".join(held.hold_ids))
@@ -357,13 +304,7 @@ async def _recheck_manifest(
     row = await _manifest_row(conn, item.repository, item.digest)
     if row is None or (item.repository, item.digest) in gone.manifests:
         raise _NoLongerEligible("the manifest no longer exists")
-    tagged = (
-        await conn.execute(
-            sa.select(tags.c.tag).where(
-                tags.c.repository == item.repository, tags.c.digest == item.digest
-            )
-        )
-    ).scalars()
+    tagged = await retention_queries.tags_pointing_at(conn, item.repository, item.digest)
     remaining = sorted(t for t in tagged if (item.repository, t) not in gone.tags)
     if remaining:
         raise _NoLongerEligible("tagged: " + ", ".join(remaining))
@@ -372,15 +313,7 @@ async def _recheck_manifest(
         raise _NoLongerEligible("its tag deletions were skipped: " + ", ".join(missed))
     if c.untagged_before is not None and row.untagged_since > c.untagged_before:
         raise _NoLongerEligible(f"it was touched at {_time(row.untagged_since)}")
-    parents = (
-        await conn.execute(
-            sa.select(manifest_references.c.manifest_digest).where(
-                manifest_references.c.repository == item.repository,
-                manifest_references.c.kind == "manifest",
-                manifest_references.c.referenced_digest == item.digest,
-            )
-        )
-    ).scalars()
+    parents = await retention_queries.index_parents(conn, item.repository, item.digest)
     kept_parents = [p for p in parents if (item.repository, p) not in gone.manifests]
     if kept_parents:
         raise _NoLongerEligible(f"index {kept_parents[0]} references it")
@@ -388,7 +321,7 @@ async def _recheck_manifest(
 
 
 async def _delete(
-    meta: MetadataStore,
+    rules: Rules,
     conn: AsyncConnection,
     tx: Transaction | None,
     item: PlanItem,
@@ -404,12 +337,14 @@ async def _delete(
     recheck = _recheck_tag if item.kind == "tag" else _recheck_manifest
     try:
         await recheck(conn, item, now, policy, gone)
-        await _store_check(meta, conn, item, actor)
+        await _rules_check(rules, conn, item)
         if tx is not None:
             if item.tag is not None:
-                await tx.append(TagDeleted(item.repository, item.tag), actor)
+                await tx.append_event(TagDeleted(item.repository, item.tag), actor)
             else:
-                await tx.append(ManifestDeleted(item.repository, Digest.parse(item.digest)), actor)
+                await tx.append_event(
+                    ManifestDeleted(item.repository, Digest.parse(item.digest)), actor
+                )
     except _NoLongerEligible as exc:
         return str(exc)
     except (Denied, ManifestUnknown) as exc:
@@ -421,14 +356,13 @@ async def _delete(
     return None
 
 
-async def _store_check(
-    meta: MetadataStore, conn: AsyncConnection, item: PlanItem, actor: str
-) -> None:
-    # The store's own guards (legal holds, immutable tags): what refuses a client's DELETE.
+async def _rules_check(rules: Rules, conn: AsyncConnection, item: PlanItem) -> None:
+    # The rules (legal holds, immutable tags) that refuse a client's DELETE. Retention
+    # gives no override, so a decision that lets the item go records nothing.
     if item.tag is not None:
-        await meta.check_tag_deletable(conn, item.repository, item.tag, actor)
+        await rules.decide_tag_delete(conn, item.repository, item.tag, None)
     else:
-        await meta.check_manifest_deletable(conn, item.repository, item.digest, actor)
+        await rules.decide_manifest_delete(conn, item.repository, item.digest, None)
 
 
 async def apply(
@@ -446,7 +380,7 @@ async def apply(
     policy = policy_of(registry.settings)
     report = ApplyReport(plan.digest, dry_run)
     gone = _Gone()
-    meta = registry.meta
+    meta, rules = registry.meta, registry.rules
 
     def record(item: PlanItem, skipped: str | None) -> None:
         if skipped is None:
@@ -459,7 +393,10 @@ async def apply(
     if dry_run:
         async with meta.reading() as conn:
             for item in plan.deletions:
-                record(item, await _delete(meta, conn, None, item, plan.now, policy, gone, actor))
+                record(
+                    item,
+                    await _delete(rules, conn, None, item, plan.now, policy, gone, actor),
+                )
         return report
     pending = list(plan.deletions)
     while pending:
@@ -470,7 +407,7 @@ async def apply(
             started = time.monotonic()
             while pending and len(done) < _BATCH_ITEMS:
                 item = pending.pop(0)
-                skipped = await _delete(meta, tx.conn, tx, item, plan.now, policy, gone, actor)
+                skipped = await _delete(rules, tx.conn, tx, item, plan.now, policy, gone, actor)
                 done.append((item, skipped))
                 if time.monotonic() - started >= _BATCH_SECONDS:
                     break

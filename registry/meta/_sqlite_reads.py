@@ -112,7 +112,7 @@ def _blob(row: Row) -> BlobRecord:
 
 
 def _paged(sql: str, key: str, n: int | None, last: str | None) -> tuple[str, list[object]]:
-    # Byte order and "last" exclusive, as _queries._page does for the engine.
+    # Byte order and "last" exclusive, as queries._page does for the engine.
     params: list[object] = []
     if last is not None:
         sql += f" AND {key} > ?"

@@ -9,16 +9,18 @@ Rules that keep that true:
 
 - an event carries every fact it projects, and ``ts`` (the event's own
   timestamp) is the only clock used here;
-- ``apply`` never raises for an event MetadataStore accepted: preconditions
-  (does the tag exist? is the blob in the repository?) are checked by the
-  store before it appends, so here every step is idempotent ("insert if
-  absent", "delete if present");
+- ``apply`` never raises for an event a write accepted: preconditions
+  (does the tag exist? is the blob in the repository?) and the rules are
+  checked before the event is appended, so here every step is idempotent
+  ("insert if absent", "delete if present");
 - no reads of anything but the views themselves.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -56,96 +58,152 @@ __all__ = ["apply"]
 
 
 async def apply(conn: AsyncConnection, event: Event, ts: dt.datetime) -> None:
-    match event:
-        case BlobCommitted():
-            await _ensure_repository(conn, event.repository, ts)
-            await _ensure_blob(conn, event, ts)
-            await _link(conn, event.repository, str(event.sha256), ts)
-        case BlobMounted():
-            await _ensure_repository(conn, event.repository, ts)
-            await _touch_blob(conn, str(event.sha256), ts)
-            await _link(conn, event.repository, str(event.sha256), ts)
-        case BlobUnlinked():
-            await _touch_blob(conn, str(event.sha256), ts)
-            await conn.execute(
-                sa.delete(repository_blobs).where(
-                    repository_blobs.c.repository == event.repository,
-                    repository_blobs.c.sha256 == str(event.sha256),
-                )
-            )
-        case BlobDeleted():
-            await conn.execute(sa.delete(blobs).where(blobs.c.sha256 == str(event.sha256)))
-        case ManifestPut():
-            await _ensure_repository(conn, event.repository, ts)
-            await _ensure_manifest(conn, event, ts)
-            for tag in event.tags:
-                await _point_tag(conn, event.repository, tag, str(event.digest), ts)
-        case ManifestDeleted():
-            await _delete_manifest(conn, event.repository, str(event.digest), ts)
-        case ManifestPulled():
-            await conn.execute(
-                sa.update(manifests)
-                .where(
-                    manifests.c.repository == event.repository,
-                    manifests.c.digest == str(event.digest),
-                )
-                .values(pulled_at=ts)
-            )
-        case TagDeleted():
-            await _untag(conn, event.repository, event.tag, ts)
-            await conn.execute(
-                sa.delete(tags).where(
-                    tags.c.repository == event.repository, tags.c.tag == event.tag
-                )
-            )
-        case HoldPlaced():
-            await conn.execute(
-                sa.insert(holds).values(
-                    id=event.hold_id,
-                    repository=event.repository,
-                    digest=None if event.digest is None else str(event.digest),
-                    tag=event.tag,
-                    reason=event.reason,
-                    placed_by=event.placed_by,
-                    placed_at=ts,
-                )
-            )
-        case HoldReleased():
-            await conn.execute(sa.delete(holds).where(holds.c.id == event.hold_id))
-        case RetentionExtended():
-            await conn.execute(
-                sa.update(manifests)
-                .where(
-                    manifests.c.repository == event.repository,
-                    manifests.c.digest == str(event.digest),
-                )
-                .values(retain_until=dt.datetime.fromisoformat(event.until))
-            )
-        case TagOverridden():
-            pass  # a record for auditors; the move or delete that follows changes the views
-        case UploadStarted():
-            await conn.execute(
-                sa.insert(uploads).values(
-                    id=event.upload_id,
-                    repository=event.repository,
-                    started_at=ts,
-                    updated_at=ts,
-                    offset=0,
-                    state="active",
-                )
-            )
-        case UploadProgressed():
-            await conn.execute(
-                sa.update(uploads)
-                .where(uploads.c.id == event.upload_id)
-                .values(offset=event.offset, updated_at=ts)
-            )
-        case UploadEnded():
-            await conn.execute(
-                sa.update(uploads)
-                .where(uploads.c.id == event.upload_id)
-                .values(state=event.reason, updated_at=ts)
-            )
+    """Fold ``event`` into the views: the handler for its type (none: nothing to do)."""
+    handler = _HANDLERS.get(type(event))
+    if handler is not None:
+        await handler(conn, event, ts)
+
+
+async def _blob_committed(conn: AsyncConnection, event: BlobCommitted, ts: dt.datetime) -> None:
+    await _ensure_repository(conn, event.repository, ts)
+    await _ensure_blob(conn, event, ts)
+    await _link(conn, event.repository, str(event.sha256), ts)
+
+
+async def _blob_mounted(conn: AsyncConnection, event: BlobMounted, ts: dt.datetime) -> None:
+    await _ensure_repository(conn, event.repository, ts)
+    await _touch_blob(conn, str(event.sha256), ts)
+    await _link(conn, event.repository, str(event.sha256), ts)
+
+
+async def _blob_unlinked(conn: AsyncConnection, event: BlobUnlinked, ts: dt.datetime) -> None:
+    await _touch_blob(conn, str(event.sha256), ts)
+    await conn.execute(
+        sa.delete(repository_blobs).where(
+            repository_blobs.c.repository == event.repository,
+            repository_blobs.c.sha256 == str(event.sha256),
+        )
+    )
+
+
+async def _blob_deleted(conn: AsyncConnection, event: BlobDeleted, _ts: dt.datetime) -> None:
+    await conn.execute(sa.delete(blobs).where(blobs.c.sha256 == str(event.sha256)))
+
+
+async def _manifest_put(conn: AsyncConnection, event: ManifestPut, ts: dt.datetime) -> None:
+    await _ensure_repository(conn, event.repository, ts)
+    await _ensure_manifest(conn, event, ts)
+    for tag in event.tags:
+        await _point_tag(conn, event.repository, tag, str(event.digest), ts)
+
+
+async def _manifest_deleted(conn: AsyncConnection, event: ManifestDeleted, ts: dt.datetime) -> None:
+    await _delete_manifest(conn, event.repository, str(event.digest), ts)
+
+
+async def _manifest_pulled(conn: AsyncConnection, event: ManifestPulled, ts: dt.datetime) -> None:
+    await conn.execute(
+        sa.update(manifests)
+        .where(
+            manifests.c.repository == event.repository,
+            manifests.c.digest == str(event.digest),
+        )
+        .values(pulled_at=ts)
+    )
+
+
+async def _tag_deleted(conn: AsyncConnection, event: TagDeleted, ts: dt.datetime) -> None:
+    await _untag(conn, event.repository, event.tag, ts)
+    await conn.execute(
+        sa.delete(tags).where(tags.c.repository == event.repository, tags.c.tag == event.tag)
+    )
+
+
+async def _hold_placed(conn: AsyncConnection, event: HoldPlaced, ts: dt.datetime) -> None:
+    await conn.execute(
+        sa.insert(holds).values(
+            id=event.hold_id,
+            repository=event.repository,
+            digest=None if event.digest is None else str(event.digest),
+            tag=event.tag,
+            reason=event.reason,
+            placed_by=event.placed_by,
+            placed_at=ts,
+        )
+    )
+
+
+async def _hold_released(conn: AsyncConnection, event: HoldReleased, _ts: dt.datetime) -> None:
+    await conn.execute(sa.delete(holds).where(holds.c.id == event.hold_id))
+
+
+async def _retention_extended(
+    conn: AsyncConnection, event: RetentionExtended, _ts: dt.datetime
+) -> None:
+    await conn.execute(
+        sa.update(manifests)
+        .where(
+            manifests.c.repository == event.repository,
+            manifests.c.digest == str(event.digest),
+        )
+        .values(retain_until=dt.datetime.fromisoformat(event.until))
+    )
+
+
+async def _tag_overridden(_conn: AsyncConnection, _event: TagOverridden, _ts: dt.datetime) -> None:
+    pass  # a record for auditors; the move or delete that follows changes the views
+
+
+async def _upload_started(conn: AsyncConnection, event: UploadStarted, ts: dt.datetime) -> None:
+    await conn.execute(
+        sa.insert(uploads).values(
+            id=event.upload_id,
+            repository=event.repository,
+            started_at=ts,
+            updated_at=ts,
+            offset=0,
+            state="active",
+        )
+    )
+
+
+async def _upload_progressed(
+    conn: AsyncConnection, event: UploadProgressed, ts: dt.datetime
+) -> None:
+    await conn.execute(
+        sa.update(uploads)
+        .where(uploads.c.id == event.upload_id)
+        .values(offset=event.offset, updated_at=ts)
+    )
+
+
+async def _upload_ended(conn: AsyncConnection, event: UploadEnded, ts: dt.datetime) -> None:
+    await conn.execute(
+        sa.update(uploads)
+        .where(uploads.c.id == event.upload_id)
+        .values(state=event.reason, updated_at=ts)
+    )
+
+
+# One handler per event type; each takes the event of its key's type.
+_Handler = Callable[[AsyncConnection, Any, dt.datetime], Awaitable[None]]
+_HANDLERS: dict[type, _Handler] = {
+    BlobCommitted: _blob_committed,
+    BlobMounted: _blob_mounted,
+    BlobUnlinked: _blob_unlinked,
+    BlobDeleted: _blob_deleted,
+    ManifestPut: _manifest_put,
+    ManifestDeleted: _manifest_deleted,
+    ManifestPulled: _manifest_pulled,
+    TagDeleted: _tag_deleted,
+    HoldPlaced: _hold_placed,
+    HoldReleased: _hold_released,
+    RetentionExtended: _retention_extended,
+    TagOverridden: _tag_overridden,
+    UploadStarted: _upload_started,
+    UploadProgressed: _upload_progressed,
+    UploadEnded: _upload_ended,
+}
 
 
 async def _exists(conn: AsyncConnection, query: sa.Select[int]) -> bool:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from oci.digest import Digest
 from registry.meta.events import Event
 
-__all__ = ["BlobRecord", "EventRecord", "ManifestRecord", "UploadRecord"]
+__all__ = ["BlobRecord", "EventRecord", "HoldRecord", "ManifestRecord", "UploadRecord"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,3 +98,14 @@ class EventRecord:
     repository: str | None
     type: str
     event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class HoldRecord:
+    id: str
+    repository: str
+    digest: str | None
+    tag: str | None
+    reason: str
+    placed_by: str
+    placed_at: dt.datetime

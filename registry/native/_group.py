@@ -1,12 +1,12 @@
 """Group commit: the blobs of concurrent one-request uploads share write transactions.
 
 Theory of operation. Metadata writes are serial (one database-wide lock,
-``registry/meta/store.py``), so when a client sends many small files at
+``registry/meta/log.py``), so when a client sends many small files at
 once the lock, not the bytes, sets the pace: each commit waits for the lock,
 begins, appends, commits. Here a request that has stored its bytes queues
 its commit and waits for the answer; one task per metadata store takes
 everything queued (up to ``BATCH``) and records it with
-``MetadataStore.commit_blobs``: one transaction, one event per blob. The
+``Writes.commit_blobs``: one transaction, one event per blob. The
 first commit is not delayed (the queue is taken as soon as the task runs),
 and while one transaction is in flight the next batch gathers, so the batch
 size follows the concurrency by itself.
@@ -24,7 +24,7 @@ import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from registry.meta import MetadataStore
+from registry.service.writes import Writes
 from storage.base import BlobInfo
 
 __all__ = ["commit"]
@@ -44,16 +44,16 @@ class _Pending:
 
 @dataclass
 class _Committer:
-    # No reference to the store: it is the key of ``_committers``, a weak one.
+    # No reference to the writes: they are the key of ``_committers``, a weak one.
     queue: list[_Pending] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
 
-    async def run(self, meta: MetadataStore) -> None:
+    async def run(self, writes: Writes) -> None:
         while self.queue:
             batch, self.queue = self.queue[:BATCH], self.queue[BATCH:]
             items = [(p.repo, p.blob, p.actor, p.present) for p in batch]
             try:
-                results = await meta.commit_blobs(items)
+                results = await writes.commit_blobs(items)
             except BaseException as exc:
                 for pending in batch:
                     if not pending.done.done():
@@ -70,20 +70,18 @@ class _Committer:
                     pending.done.set_exception(error)
 
 
-_committers: weakref.WeakKeyDictionary[MetadataStore, _Committer] = weakref.WeakKeyDictionary()
+_committers: weakref.WeakKeyDictionary[Writes, _Committer] = weakref.WeakKeyDictionary()
 
 
-async def commit(
-    meta: MetadataStore, repo: str, blob: BlobInfo, actor: str, present: Present
-) -> None:
-    """``meta.commit_blob(repo, blob, actor=actor, present=present)``, grouped with its peers."""
-    committer = _committers.get(meta)
+async def commit(writes: Writes, repo: str, blob: BlobInfo, actor: str, present: Present) -> None:
+    """``writes.commit_blob(repo, blob, actor=actor, present=present)``, grouped with its peers."""
+    committer = _committers.get(writes)
     if committer is None:
-        committer = _committers[meta] = _Committer()
+        committer = _committers[writes] = _Committer()
     done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     # A waiter that went away (client disconnect) must not leave an unretrieved error.
     done.add_done_callback(lambda f: f.cancelled() or f.exception())
     committer.queue.append(_Pending(repo, blob, actor, present, done))
     if committer.task is None or committer.task.done():
-        committer.task = asyncio.create_task(committer.run(meta), name="blob-group-commit")
+        committer.task = asyncio.create_task(committer.run(writes), name="blob-group-commit")
     await asyncio.shield(done)

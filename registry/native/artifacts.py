@@ -18,8 +18,6 @@ import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
-import sqlalchemy as sa
-
 from oci import native
 from oci.digest import Digest
 from oci.errors import (
@@ -33,10 +31,8 @@ from oci.manifest import Descriptor, Manifest, parse_manifest
 from oci.mediatype import OCI_MANIFEST, base_type
 from oci.native import NativeFile, NativeManifest, NativeManifestInvalid
 from oci.reference import validate_tag
+from registry.meta import queries
 from registry.meta.records import BlobRecord, ManifestRecord
-from registry.meta.tables import blobs as blobs_table
-from registry.meta.tables import repository_blobs
-from registry.meta.tables import tags as tags_table
 from registry.native.uploads import push_blob
 from registry.service import manifests
 from registry.service.registry import Registry
@@ -51,9 +47,6 @@ __all__ = [
     "publish",
     "find_file",
 ]
-
-
-_BATCH = 500  # digests per IN (...) query: far below every backend's parameter limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,20 +84,8 @@ async def _linked(registry: Registry, name: str, digests: list[str]) -> dict[str
     A thousand-file artifact costs a handful of queries on one connection,
     not a thousand round trips through the pool.
     """
-    found: dict[str, BlobRecord] = {}
     async with registry.meta.reading() as conn:
-        for start in range(0, len(digests), _BATCH):
-            query = (
-                sa.select(blobs_table)
-                .join(repository_blobs, repository_blobs.c.sha256 == blobs_table.c.sha256)
-                .where(
-                    repository_blobs.c.repository == name,
-                    blobs_table.c.sha256.in_(digests[start : start + _BATCH]),
-                )
-            )
-            for row in (await conn.execute(query)).all():
-                found[row.sha256] = BlobRecord.from_row(row)
-    return found
+        return await queries.linked_blobs(conn, name, digests)
 
 
 async def _check_files(registry: Registry, name: str, files: tuple[NativeFile, ...]) -> None:
@@ -256,12 +237,8 @@ _file_tables = _FileTables()
 
 
 async def _tagged(registry: Registry, name: str, tag: str) -> str | None:
-    query = sa.select(tags_table.c.digest).where(
-        tags_table.c.repository == name, tags_table.c.tag == tag
-    )
     async with registry.meta.reading() as conn:
-        digest: str | None = (await conn.execute(query)).scalar_one_or_none()
-    return digest
+        return await queries.tag_digest(conn, name, tag)
 
 
 async def find_file(registry: Registry, name: str, version: str, path: str) -> Descriptor:

@@ -35,7 +35,7 @@ from oci.errors import DigestInvalid, SizeInvalid, Unsupported
 from registry.meta.records import UploadRecord
 from registry.native import _group
 from registry.service import blobs
-from registry.service._presence import stored
+from registry.service.presence import stored
 from registry.service.registry import Registry
 from storage.base import BlobInfo
 from storage.hashing import ContentHasher
@@ -159,5 +159,5 @@ async def push_blob(
     # leaves at most unreferenced bytes, which garbage collection removes.
     _check(info, sha256, blake3)
     present = functools.partial(stored, registry.blobs, info, None)
-    await _group.commit(registry.meta, repo, info, actor, present)
+    await _group.commit(registry.writes, repo, info, actor, present)
     return info, True

@@ -22,7 +22,7 @@ import anyio
 from oci.digest import Digest
 from oci.errors import BlobUnknown, BlobUploadUnknown, DigestInvalid, SizeInvalid
 from registry.meta.records import BlobRecord, UploadRecord
-from registry.service._presence import stored
+from registry.service.presence import stored
 from registry.service.registry import Registry
 from registry.service.upload import plan_chunk
 from storage.base import BlobInfo, BlobWriter
@@ -44,7 +44,7 @@ __all__ = [
 async def new_upload(registry: Registry, repo: str, *, actor: str) -> str:
     """Open a session: a metadata row only; the store stages bytes when the first chunk comes."""
     upload_id = secrets.token_urlsafe(24)
-    await registry.meta.start_upload(repo, upload_id, actor=actor)
+    await registry.writes.start_upload(repo, upload_id, actor=actor)
     return upload_id
 
 
@@ -72,7 +72,7 @@ async def _record_staged(
     """
     if staged == upload.offset:
         return upload
-    await registry.meta.progress_upload(upload.id, staged, actor=actor)
+    await registry.writes.progress_upload(upload.id, staged, actor=actor)
     return dataclasses.replace(upload, offset=staged)
 
 
@@ -111,7 +111,7 @@ async def _close_and_record(
     except Exception:
         return
     if writer.offset != start:
-        await registry.meta.progress_upload(upload.id, writer.offset, actor=actor)
+        await registry.writes.progress_upload(upload.id, writer.offset, actor=actor)
 
 
 async def _write_chunk(
@@ -169,7 +169,7 @@ async def append(
         raise
     await writer.close()  # the chunk is durable before its offset is recorded and acknowledged
     if writer.offset != start:
-        await registry.meta.progress_upload(upload.id, writer.offset, actor=actor)
+        await registry.writes.progress_upload(upload.id, writer.offset, actor=actor)
     return writer.offset
 
 
@@ -192,7 +192,7 @@ async def finish_upload(
             info = await writer.commit(digest)
         except DigestInvalid:
             # The store discarded the bytes; the session is over.
-            await registry.meta.end_upload(upload.id, "cancelled", actor=actor)
+            await registry.writes.end_upload(upload.id, "cancelled", actor=actor)
             raise
     except BaseException:
         with contextlib.suppress(Exception):
@@ -201,10 +201,10 @@ async def finish_upload(
     sha512 = digest if digest.algorithm == "sha512" else None
     # The bytes are checked under the write lock if the blob is new (GC race: ADR-0007).
     present = functools.partial(stored, registry.blobs, info, sha512)
-    await registry.meta.commit_blob(
+    await registry.writes.commit_blob(
         upload.repository, info, actor=actor, sha512=sha512, present=present
     )
-    await registry.meta.end_upload(upload.id, "completed", actor=actor)
+    await registry.writes.end_upload(upload.id, "completed", actor=actor)
     return info
 
 
@@ -238,7 +238,7 @@ async def cancel_upload(
         if missing_ok:
             return
         raise BlobUploadUnknown(f"upload {upload.id!r} is over")
-    await registry.meta.end_upload(upload.id, "cancelled", actor=actor)
+    await registry.writes.end_upload(upload.id, "cancelled", actor=actor)
 
 
 async def mount(
@@ -247,7 +247,7 @@ async def mount(
     """Link a blob from another repository; None when ``from_repo`` does not hold it."""
     if from_repo == repo:
         return await registry.meta.get_blob(repo, digest)
-    return await registry.meta.mount_blob(repo, digest, from_repo, actor=actor)
+    return await registry.writes.mount_blob(repo, digest, from_repo, actor=actor)
 
 
 async def require_blob(registry: Registry, repo: str, digest: Digest) -> BlobRecord:
@@ -260,4 +260,4 @@ async def require_blob(registry: Registry, repo: str, digest: Digest) -> BlobRec
 
 
 async def unlink(registry: Registry, repo: str, digest: Digest, *, actor: str) -> None:
-    await registry.meta.unlink_blob(repo, digest, actor=actor)
+    await registry.writes.unlink_blob(repo, digest, actor=actor)

@@ -102,7 +102,7 @@ async def put_manifest(
     manifest = parse_manifest(body, content_type)
     media_type = manifest.media_type or base_type(content_type) or ""
     applied = tuple(dict.fromkeys(tags))
-    await registry.meta.put_manifest(
+    await registry.writes.put_manifest(
         repo, digest, manifest, body, media_type, applied, actor=actor, override=override
     )
     return StoredManifest(digest, manifest, applied)
@@ -117,11 +117,11 @@ async def delete_manifest(
     ``override`` gives an admin's reason, recorded as a tag.overridden event.
     """
     if is_digest(reference):
-        await registry.meta.delete_manifest(
+        await registry.writes.delete_manifest(
             repo, Digest.parse(reference), actor=actor, override=override
         )
     elif _is_tag(reference):
-        await registry.meta.delete_tag(repo, reference, actor=actor, override=override)
+        await registry.writes.delete_tag(repo, reference, actor=actor, override=override)
     else:  # no such tag can exist: unknown, as for GET
         await _unknown(registry, repo, reference)
 

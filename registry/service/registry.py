@@ -1,4 +1,5 @@
-"""The registry context: the metadata store, the blob store and the settings."""
+"""The registry context: the metadata store, the blob store, the settings, the rules
+and the writes built from them."""
 
 from __future__ import annotations
 
@@ -7,26 +8,45 @@ import datetime as dt
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import anyio
 
 from registry.config import Settings
 from registry.lifecycle.policy import policy_of
 from registry.meta import MetadataStore
+from registry.rules import Rules
+from registry.service.writes import Writes
 from storage.base import BlobStore
 from storage.url import open_store
 
-__all__ = ["Registry", "expire_uploads", "open_registry"]
+__all__ = ["Registry", "expire_uploads", "open_registry", "rules_of"]
 
 log = logging.getLogger("artifact_store")
 
 
-@dataclass(slots=True)
+def rules_of(settings: Settings) -> Rules:
+    """The rules the settings configure (immutable tags from the lifecycle policy)."""
+    return Rules(immutable_tags=policy_of(settings).immutable)
+
+
 class Registry:
-    meta: MetadataStore
-    blobs: BlobStore
-    settings: Settings
+    """What a request or a command works with; every write goes through ``writes``."""
+
+    __slots__ = ("blobs", "meta", "rules", "settings", "writes")
+
+    def __init__(
+        self,
+        meta: MetadataStore,
+        blobs: BlobStore,
+        settings: Settings,
+        rules: Rules | None = None,
+    ) -> None:
+        """``rules`` default to what ``settings`` configure (``rules_of``)."""
+        self.meta = meta
+        self.blobs = blobs
+        self.settings = settings
+        self.rules = rules_of(settings) if rules is None else rules
+        self.writes = Writes(meta, self.rules)
 
 
 @contextlib.asynccontextmanager
@@ -37,9 +57,8 @@ async def open_registry(settings: Settings) -> AsyncIterator[Registry]:
     )
     await blobs.check()
     meta = await MetadataStore.open(settings.resolved_database_url)
-    meta.immutable_tags = policy_of(settings).immutable
     try:
-        yield Registry(meta, blobs, settings)
+        yield Registry(meta, blobs, settings, rules_of(settings))
     finally:
         with anyio.CancelScope(shield=True):
             await meta.close()
@@ -51,7 +70,7 @@ async def expire_uploads(registry: Registry) -> int:
     expired = await registry.meta.expired_uploads(idle)
     for upload in expired:
         await registry.blobs.discard_upload(upload.id)
-        await registry.meta.end_upload(upload.id, "expired", actor="system")
+        await registry.writes.end_upload(upload.id, "expired", actor="system")
     if expired:
         log.info("expired %d idle upload session(s)", len(expired))
     strays = await _discard_strays(registry, idle)

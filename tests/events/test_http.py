@@ -19,6 +19,8 @@ from registry.events.http import EventSource, routes
 from registry.events.watcher import LogWatcher
 from registry.http.errors import exception_handlers
 from registry.meta import MetadataStore
+from registry.rules import Rules
+from registry.service.writes import Writes
 from tests.meta._content import blob, image
 
 pytestmark = pytest.mark.anyio
@@ -55,17 +57,17 @@ async def client(source: EventSource) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def commit(store: MetadataStore, repo: str, data: bytes) -> None:
-    await store.commit_blob(repo, blob(data), actor="alice")
+    await Writes(store, Rules()).commit_blob(repo, blob(data), actor="alice")
 
 
 async def test_events_are_served_with_their_view_and_a_resume_cursor(
     store: MetadataStore, client: httpx.AsyncClient
 ) -> None:
     config, layer = blob(b"{}"), blob(b"layer")
-    await store.commit_blob("team/app", config, actor="alice")
-    await store.commit_blob("team/app", layer, actor="alice")
+    await Writes(store, Rules()).commit_blob("team/app", config, actor="alice")
+    await Writes(store, Rules()).commit_blob("team/app", layer, actor="alice")
     pushed = image(config, [layer])
-    await store.put_manifest(
+    await Writes(store, Rules()).put_manifest(
         "team/app",
         pushed.digest,
         pushed.manifest,
@@ -130,9 +132,9 @@ async def test_filters_select_repository_and_types_and_the_cursor_skips_the_rest
     store: MetadataStore, client: httpx.AsyncClient
 ) -> None:
     await commit(store, "one/repo", b"1")  # seq 1
-    await store.start_upload("two/repo", "u1", actor="alice")  # seq 2
+    await Writes(store, Rules()).start_upload("two/repo", "u1", actor="alice")  # seq 2
     await commit(store, "two/repo", b"2")  # seq 3
-    await store.end_upload("u1", "completed", actor="alice")  # seq 4
+    await Writes(store, Rules()).end_upload("u1", "completed", actor="alice")  # seq 4
     await commit(store, "one/repo", b"3")  # seq 5
 
     params: list[tuple[str, str | int | float | bool | None]] = [

@@ -22,6 +22,8 @@ import pytest
 from nats.js import JetStreamContext
 
 from registry.meta import MetadataStore
+from registry.rules import Rules
+from registry.service.writes import Writes
 from tests.events._proxy import TcpProxy
 from tests.events.conftest import NATS_URL, Namespace
 from tests.meta._content import blob
@@ -92,7 +94,9 @@ async def until(check: Callable[[], Awaitable[bool]], within: float, what: str) 
 
 async def write_events(store: MetadataStore, count: int, pause: float) -> None:
     for i in range(count):
-        await store.commit_blob("outbox/test", blob(f"event {i}".encode()), actor="writer")
+        await Writes(store, Rules()).commit_blob(
+            "outbox/test", blob(f"event {i}".encode()), actor="writer"
+        )
         await asyncio.sleep(pause)
 
 

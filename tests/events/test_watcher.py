@@ -11,6 +11,8 @@ import pytest
 
 from registry.events.watcher import LogWatcher
 from registry.meta import EventRecord, MetadataStore
+from registry.rules import Rules
+from registry.service.writes import Writes
 from tests.meta._content import blob
 from tests.meta.conftest import UrlFactory
 
@@ -30,7 +32,7 @@ class CountingStore(MetadataStore):
 
 
 async def commit(store: MetadataStore, n: int) -> None:
-    await store.commit_blob("w/w", blob(f"blob {n}".encode()), actor="t")
+    await Writes(store, Rules()).commit_blob("w/w", blob(f"blob {n}".encode()), actor="t")
 
 
 async def test_head_is_found_in_a_long_log_with_few_queries(make_url: UrlFactory) -> None:

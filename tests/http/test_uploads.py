@@ -342,7 +342,7 @@ async def test_an_offset_is_recorded_only_once_its_bytes_are_durable(
 ) -> None:
     """The writer's close (the fsync) comes before the offset is recorded, even on failure."""
     steps: list[str] = []
-    close, progress = FsWriter.close, served.registry.meta.progress_upload
+    close, progress = FsWriter.close, served.registry.writes.progress_upload
 
     async def closing(writer: FsWriter) -> None:
         await close(writer)
@@ -353,7 +353,7 @@ async def test_an_offset_is_recorded_only_once_its_bytes_are_durable(
         await progress(upload_id, offset, actor=actor)
 
     monkeypatch.setattr(FsWriter, "close", closing)
-    monkeypatch.setattr(served.registry.meta, "progress_upload", recording)
+    monkeypatch.setattr(served.registry.writes, "progress_upload", recording)
     location = await _start(served.client)
     if chunk == "whole":
         response = await _patched(served, location, b"x" * 1000, 0)

@@ -22,7 +22,8 @@ from registry.config import LifecycleSettings
 from registry.lifecycle.policy import parse_policy
 from registry.meta import EventRecord, MetadataStore
 from registry.meta.tables import manifests, tags
-from registry.service.registry import Registry
+from registry.service.registry import Registry, rules_of
+from registry.service.writes import Writes
 from tests.meta._content import Pushed, blob, image, index
 
 __all__ = ["SIGNATURE", "World", "mark"]
@@ -40,13 +41,23 @@ class World:
         self.registry = registry
         self.meta: MetadataStore = registry.meta
 
+    @property
+    def writes(self) -> Writes:
+        return self.registry.writes
+
     def configure(self, text: str) -> None:
-        """Rules as the server's TOML file would give them; wires immutable tags as serve does."""
+        """Rules as the server's TOML file would give them; wires immutable tags as serve does.
+
+        The registry is shared with the app under test, so it is rebuilt in
+        place, as a restart with this configuration would build it.
+        """
         tables = tomllib.loads(text)
-        policy = parse_policy(tables)
+        parse_policy(tables)  # a bad table fails here, as it would at start-up
         lifecycle = LifecycleSettings(policy=tables)
-        self.registry.settings = dataclasses.replace(self.registry.settings, lifecycle=lifecycle)
-        self.meta.immutable_tags = policy.immutable
+        settings = dataclasses.replace(self.registry.settings, lifecycle=lifecycle)
+        self.registry.settings = settings
+        self.registry.rules = rules_of(settings)
+        self.registry.writes = Writes(self.meta, self.registry.rules)
 
     async def push(
         self,
@@ -60,7 +71,7 @@ class World:
         config = blob(f'{{"n":{n}}}'.encode())
         layer = blob(f"layer {n}".encode())
         for info in (config, layer):
-            await self.meta.commit_blob(repo, info, actor="test")
+            await self.writes.commit_blob(repo, info, actor="test")
         pushed = image(
             config,
             [layer],
@@ -72,7 +83,7 @@ class World:
         return pushed
 
     async def put(self, repo: str, pushed: Pushed, *tag_names: str) -> None:
-        await self.meta.put_manifest(
+        await self.writes.put_manifest(
             repo, pushed.digest, pushed.manifest, pushed.body, pushed.media_type,
             list(tag_names), actor="test",
         )  # fmt: skip
@@ -90,7 +101,7 @@ class World:
         config = blob(f'{{"native":{n}}}'.encode())
         data = blob(f"file {n}".encode())
         for info in (config, data):
-            await self.meta.commit_blob(repo, info, actor="test")
+            await self.writes.commit_blob(repo, info, actor="test")
         files = (native.NativeFile("a.txt", data.size, "text/plain", data.sha256, data.blake3),)
         m = native.NativeManifest(
             repo, version, files, created=mark(), retention=native.Retention(retention_class, until)

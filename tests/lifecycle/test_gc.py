@@ -149,12 +149,14 @@ async def test_held_content_is_kept(env: Env) -> None:
     # A whole-repository hold keeps even links nothing references.
     loose = random_blob()
     await push_blob(env.client, "gc/held", loose)
-    hold = await env.meta.place_hold("gc/held", None, "litigation", actor="legal")
+    hold = await env.registry.writes.place_hold("gc/held", None, "litigation", actor="legal")
     # A held manifest keeps a layer whose link an explicit DELETE removed before the hold.
     layer = random_blob()
     pushed = await push_image(env, "gc/evidence", "v1", layer)
     assert (await env.client.delete(f"/v2/gc/evidence/blobs/{layer.digest}")).status_code == 202
-    evidence = await env.meta.place_hold("gc/evidence", str(pushed.digest), "audit", actor="legal")
+    evidence = await env.registry.writes.place_hold(
+        "gc/evidence", str(pushed.digest), "audit", actor="legal"
+    )
 
     dry = await env.gc(hours=48, dry_run=True)
     report = await env.gc(hours=48)
@@ -163,8 +165,8 @@ async def test_held_content_is_kept(env: Env) -> None:
     assert await env.stored(loose)
     assert await env.stored(layer)
 
-    await env.meta.release_hold(hold.id, "settled", actor="legal")
-    await env.meta.release_hold(evidence.id, "closed", actor="legal")
+    await env.registry.writes.release_hold(hold.id, "settled", actor="legal")
+    await env.registry.writes.release_hold(evidence.id, "closed", actor="legal")
     report = await env.gc(hours=48)
     assert (report.links_removed, report.blobs_deleted) == (1, 2)
     assert not await env.stored(loose)

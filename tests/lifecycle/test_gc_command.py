@@ -37,7 +37,7 @@ def _garbage(data_dir: Path) -> Blob:
             await blob_service.push_monolithic(
                 registry, "gc/cli", layer.digest, body(), str(layer.size), actor="test"
             )
-            await registry.meta.unlink_blob("gc/cli", layer.digest, actor="test")
+            await registry.writes.unlink_blob("gc/cli", layer.digest, actor="test")
 
     anyio.run(make)
     return layer

@@ -166,7 +166,7 @@ async def test_a_hold_placed_during_the_sweep_keeps_the_link(env: Env) -> None:
     await push_blob(env.client, "gc/app", layer)
     cutoff = dt.datetime.now(dt.UTC) + HOUR
     candidates = await _link_candidates(env, cutoff)
-    await env.meta.place_hold("gc/app", None, "preserve", actor="legal")
+    await env.registry.writes.place_hold("gc/app", None, "preserve", actor="legal")
     assert await sweep.remove_links(env.meta, candidates, cutoff) == 0
 
 

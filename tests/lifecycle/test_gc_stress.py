@@ -47,10 +47,12 @@ from oci.errors import ManifestUnknown
 from registry.config import load_settings
 from registry.lifecycle import _gc_sweep as sweep
 from registry.lifecycle.gc import GcRunning, collect
-from registry.meta import MetadataStore
+from registry.meta import MetadataStore, gc_queries
 from registry.meta.tables import blobs as blob_rows
 from registry.meta.tables import events, manifest_references, repository_blobs
+from registry.rules import Rules
 from registry.service.registry import Registry
+from registry.service.writes import Writes
 from storage.base import BlobStore
 from storage.errors import BlobNotFound
 from storage.filesystem import FsBlobStore
@@ -155,7 +157,7 @@ async def _gc_loop(deployment: Deployment, until: float, reports: list[dict[str,
         await anyio.sleep(GC_PAUSE)
 
 
-async def _holds(meta: MetadataStore, ledger: Ledger, until: float) -> None:
+async def _holds(writes: Writes, ledger: Ledger, until: float) -> None:
     """Every few seconds, hold a manifest some client still has tagged."""
     while time.monotonic() < until and len(ledger.held) < 6:
         await anyio.sleep(3)
@@ -163,7 +165,7 @@ async def _holds(meta: MetadataStore, ledger: Ledger, until: float) -> None:
             continue
         (repo, _tag), digest = sorted(ledger.tags.items())[secrets.randbelow(len(ledger.tags))]
         try:
-            await meta.place_hold(repo, digest, "stress test", actor="test")
+            await writes.place_hold(repo, digest, "stress test", actor="test")
         except ManifestUnknown:
             continue  # deleted meanwhile
         ledger.held.add((repo, digest))
@@ -196,7 +198,7 @@ async def test_gc_under_load_never_loses_a_referenced_blob(
         for cid in range(CLIENTS):
             group.start_soon(stress.client, cid, until)
         group.start_soon(_gc_loop, deployment, until, reports)
-        group.start_soon(_holds, meta, ledger, until)
+        group.start_soon(_holds, Writes(meta, Rules()), ledger, until)
 
     assert not ledger.failures, "\n".join([str(dict(ledger.counts)), *ledger.failures[:20]])
     # Retention's deletions, then their links, then their bytes: here, in-process.
@@ -265,8 +267,8 @@ async def _assert_no_garbage_and_nothing_missing(meta: MetadataStore, store: Blo
     anytime = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)  # any age at all
     async with meta.reading() as conn:
         links = [
-            sweep.LinkCandidate(r.repository, r.sha256)
-            for r in (await conn.execute(sweep._unreferenced_links(anytime))).all()
+            sweep.LinkCandidate(repository, sha256)
+            for repository, sha256 in await gc_queries.unreferenced_links(conn, anytime)
         ]
         unreferenced = await sweep._unheld(conn, links)
         assert not unreferenced, f"unreferenced links survived: {unreferenced[:10]}"

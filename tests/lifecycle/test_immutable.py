@@ -25,6 +25,7 @@ from registry.lifecycle.pulls import PullRecorder
 from registry.meta import MetadataStore
 from registry.meta.events import ManifestPulled, TagOverridden
 from registry.service.registry import Registry
+from registry.service.writes import Writes
 from storage.filesystem import FsBlobStore
 from tests.auth.conftest import AuthServed, authed, extra_settings
 from tests.http._oci import error_code, push_image
@@ -210,24 +211,24 @@ async def test_manifest_gets_are_coalesced_into_one_pulled_event(served: Served)
     await client.head(f"/v2/{REPO}/manifests/v2")  # a HEAD is not a pull
     assert await world.head() == head  # nothing written on the request path
     assert served.pulls.pending == 1
-    assert await served.pulls.flush(world.meta) == 1
+    assert await served.pulls.flush(world.writes) == 1
     records = await world.events_after(head)
     assert [(r.type, r.actor) for r in records] == [(ManifestPulled.TYPE, "system")]
     assert isinstance(records[0].event, ManifestPulled)
     assert str(records[0].event.digest) == str(pushed.digest)
     assert other.digest != pushed.digest
-    assert await served.pulls.flush(world.meta) == 0
+    assert await served.pulls.flush(world.writes) == 0
 
 
 class _Signalling:
     """The store as the recorder sees it, announcing each flush."""
 
-    def __init__(self, meta: MetadataStore) -> None:
-        self.meta = meta
+    def __init__(self, writes: Writes) -> None:
+        self.writes = writes
         self.recorded = anyio.Event()
 
     async def record_pulls(self, pulled: Iterable[tuple[str, str]], *, actor: str) -> int:
-        count = await self.meta.record_pulls(pulled, actor=actor)
+        count = await self.writes.record_pulls(pulled, actor=actor)
         self.recorded.set()
         return count
 
@@ -236,10 +237,10 @@ async def test_the_recorder_flushes_each_interval_and_at_shutdown(served: Served
     world = served.world
     pushed = await push_image(served.client, REPO, "v1")
     head = await world.head()
-    store = _Signalling(world.meta)
+    store = _Signalling(world.writes)
     recorder = PullRecorder(0.05)
     async with anyio.create_task_group() as tasks:
-        tasks.start_soon(recorder.run, cast(MetadataStore, store))
+        tasks.start_soon(recorder.run, cast(Writes, store))
         recorder.note(REPO, str(pushed.digest))
         with anyio.fail_after(10):
             await store.recorded.wait()
@@ -248,7 +249,7 @@ async def test_the_recorder_flushes_each_interval_and_at_shutdown(served: Served
     head = await world.head()
     slow = PullRecorder(3600)
     async with anyio.create_task_group() as tasks:
-        tasks.start_soon(slow.run, world.meta)
+        tasks.start_soon(slow.run, world.writes)
         await anyio.lowlevel.checkpoint()
         slow.note(REPO, str(pushed.digest))
         tasks.cancel_scope.cancel()

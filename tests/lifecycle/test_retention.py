@@ -138,7 +138,7 @@ async def test_expire_when_not_pulled_within(world: World) -> None:
     pulled = await world.push(REPO, "pulled")
     await world.push(REPO, "idle")
     between = mark()
-    await world.meta.record_pulls([(REPO, str(pulled.digest))], actor="system")
+    await world.writes.record_pulls([(REPO, str(pulled.digest))], actor="system")
     found = await plan(world.registry, now=between + 7 * DAY)
     assert [i.tag for i in found.deletions if i.kind == "tag"] == ["idle"]
     assert "never pulled: not pulled within 7d" in _item(found, "tag", "idle").detail
@@ -154,7 +154,7 @@ async def test_age_and_not_pulled_must_both_hold(world: World) -> None:
     )
     pushed = await world.push(REPO, "t")
     between = mark()
-    await world.meta.record_pulls([(REPO, str(pushed.digest))], actor="system")
+    await world.writes.record_pulls([(REPO, str(pushed.digest))], actor="system")
     assert _rows(await plan(world.registry, now=between + 2 * DAY)) == []  # old, but pulled
     found = await plan(world.registry, now=between + 11 * DAY)
     assert _item(found, "tag", "t").reason == "age,not-pulled"
@@ -251,7 +251,7 @@ async def test_extension_moves_the_date_later(world: World) -> None:
     world.configure('[retention.classes]\nscratch = "7d"\n')
     artifact = await world.native("team/data", "1.0", "scratch")
     extended = mark() + 30 * DAY
-    await world.meta.extend_retention("team/data", artifact.digest, extended, actor="test")
+    await world.writes.extend_retention("team/data", artifact.digest, extended, actor="test")
     assert _rows(await plan(world.registry, now=mark() + 8 * DAY)) == []
     found = await plan(world.registry, now=extended)
     assert [k for k, _, _ in _rows(found)] == ["tag", "manifest"]
@@ -263,7 +263,7 @@ async def test_extension_after_planning_makes_apply_skip(world: World) -> None:
     now = mark() + 2 * DAY
     found = await plan(world.registry, now=now)
     assert len(found.deletions) == 2
-    await world.meta.extend_retention("team/data", artifact.digest, now + DAY, actor="test")
+    await world.writes.extend_retention("team/data", artifact.digest, now + DAY, actor="test")
     head = await world.head()
     report = await apply(world.registry, found)
     assert report.deleted == []
@@ -359,7 +359,7 @@ async def test_held_content_is_never_planned(world: World) -> None:
     )
     held = await world.push(REPO, "held")
     signature = await world.push(REPO, subject=held)
-    hold = await world.meta.place_hold(REPO, str(held.digest), "litigation", actor="legal")
+    hold = await world.writes.place_hold(REPO, str(held.digest), "litigation", actor="legal")
     found = await plan(world.registry, now=mark() + DAY)
     assert _rows(found) == []
     assert _kept(found) == {"held": f"legal hold {hold.id}"}
@@ -372,7 +372,7 @@ async def test_a_hold_placed_after_planning_stops_apply(world: World) -> None:
     await world.push(REPO, subject=target)
     found = await plan(world.registry)
     assert len(found.deletions) == 3
-    await world.meta.place_hold(REPO, None, "whole repository", actor="legal")
+    await world.writes.place_hold(REPO, None, "whole repository", actor="legal")
     head = await world.head()
     report = await apply(world.registry, found)
     assert report.deleted == []
@@ -465,7 +465,7 @@ async def test_a_pull_after_planning_saves_an_idle_tag(world: World) -> None:
     between = mark()
     found = await plan(world.registry, now=between + DAY)
     assert len(found.deletions) == 2
-    await world.meta.record_pulls([(REPO, str(idle.digest))], actor="system")
+    await world.writes.record_pulls([(REPO, str(idle.digest))], actor="system")
     report = await apply(world.registry, found)
     assert report.deleted == []
     assert report.skipped[0].reason.startswith("the manifest was pulled at")

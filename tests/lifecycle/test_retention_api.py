@@ -90,7 +90,7 @@ async def test_apply_a_reviewed_plan_exactly(served: Served) -> None:
     reviewed = await _plan(served.client, repository=REPO)
     # After review: "b" is put under a legal hold (no longer eligible at the plan's time) and a
     # new tag pushes "c" past keep_last (eligible now, but not part of the reviewed plan).
-    await world.meta.place_hold(REPO, "b", "audit", actor="legal")
+    await world.writes.place_hold(REPO, "b", "audit", actor="legal")
     await world.push(REPO, "d")
     response = await served.client.post("/api/v1/retention/apply", json={"plan": reviewed})
     assert response.status_code == 200, response.text

@@ -191,7 +191,7 @@ async def test_a_truncated_blob_is_a_size_mismatch_even_without_rehash(registry:
 async def test_references_to_blobs_a_repository_lost_are_dangling(registry: Registry) -> None:
     manifest, infos = await push_image(registry, REPO, "1", "a")
     layer = infos[2]
-    await registry.meta.unlink_blob(REPO, layer.sha256, actor=ACTOR)  # the v2 DELETE of a blob
+    await registry.writes.unlink_blob(REPO, layer.sha256, actor=ACTOR)  # the v2 DELETE of a blob
     report = await verify(registry)
     assert kinds(report) == {"dangling": [str(layer.sha256)]}
     finding = report.findings[0]
@@ -199,7 +199,7 @@ async def test_references_to_blobs_a_repository_lost_are_dangling(registry: Regi
     assert "no longer holds" in finding.detail
 
     async with registry.meta.transaction() as tx:  # the row goes too: the bytes are orphaned
-        await tx.append(BlobDeleted(layer.sha256, layer.size), ACTOR)
+        await tx.append_event(BlobDeleted(layer.sha256, layer.size), ACTOR)
     report = await verify(registry)
     assert kinds(report) == {"dangling": [str(layer.sha256)], "orphaned": [str(layer.sha256)]}
     assert report.of("orphaned")[0].referenced_by == [f"{REPO}@{manifest}"]
@@ -211,9 +211,9 @@ async def test_repair_never_deletes_referenced_intact_bytes_but_records_them(
 ) -> None:
     manifest, infos = await push_image(registry, REPO, "1", "a")
     layer = infos[2]
-    await registry.meta.unlink_blob(REPO, layer.sha256, actor=ACTOR)
+    await registry.writes.unlink_blob(REPO, layer.sha256, actor=ACTOR)
     async with registry.meta.transaction() as tx:
-        await tx.append(BlobDeleted(layer.sha256, layer.size), ACTOR)
+        await tx.append_event(BlobDeleted(layer.sha256, layer.size), ACTOR)
 
     report = await verify(registry, repair=True, grace=dt.timedelta(0))
     orphan = report.of("orphaned")[0]
@@ -288,7 +288,7 @@ async def test_repair_forgets_a_missing_blob_no_manifest_references(registry: Re
 
 async def test_repair_leaves_held_missing_blobs(registry: Registry) -> None:
     lost = await push_blob(registry, REPO, b"held evidence")
-    await registry.meta.place_hold(REPO, None, "litigation", actor=ACTOR)
+    await registry.writes.place_hold(REPO, None, "litigation", actor=ACTOR)
     await registry.blobs.delete(lost.sha256)
     report = await verify(registry, repair=True)
     finding = report.of("missing")[0]

@@ -18,6 +18,8 @@ import pytest
 from psycopg import sql
 
 from registry.meta import MetadataStore
+from registry.rules import Rules
+from registry.service.writes import Writes
 
 PG_ADMIN_URL = os.environ.get(
     "ARTIFACT_STORE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
@@ -87,3 +89,9 @@ async def store(make_url: UrlFactory) -> AsyncIterator[MetadataStore]:
         yield opened
     finally:
         await opened.close()
+
+
+@pytest.fixture
+def writes(store: MetadataStore) -> Writes:
+    """The write path over ``store``, with no immutable tags configured."""
+    return Writes(store, Rules())

@@ -5,6 +5,7 @@ import datetime as dt
 import pytest
 
 from registry.meta import MetadataStore
+from registry.service.writes import Writes
 
 from ._content import Pushed, blob, image
 
@@ -14,11 +15,11 @@ CONFIG = blob(b"{}")
 LAYERS = [blob(b"one"), blob(b"two"), blob(b"three")]
 
 
-async def _put(store: MetadataStore, repo: str, pushed: Pushed, tags: list[str]) -> dt.datetime:
-    await store.put_manifest(
+async def _put(writes: Writes, repo: str, pushed: Pushed, tags: list[str]) -> dt.datetime:
+    await writes.put_manifest(
         repo, pushed.digest, pushed.manifest, pushed.body, pushed.media_type, tags, actor="a"
     )
-    return await _last_ts(store)
+    return await _last_ts(writes.meta)
 
 
 async def _last_ts(store: MetadataStore) -> dt.datetime:
@@ -26,24 +27,26 @@ async def _last_ts(store: MetadataStore) -> dt.datetime:
     return records[-1].ts
 
 
-async def test_tag_at_replays_moves_deletes_and_manifest_deletes(store: MetadataStore) -> None:
+async def test_tag_at_replays_moves_deletes_and_manifest_deletes(
+    store: MetadataStore, writes: Writes
+) -> None:
     for repo in ("r", "other"):
-        await store.commit_blob(repo, CONFIG, actor="a")
+        await writes.commit_blob(repo, CONFIG, actor="a")
         for layer in LAYERS:
-            await store.commit_blob(repo, layer, actor="a")
+            await writes.commit_blob(repo, layer, actor="a")
     m1, m2, m3 = (image(CONFIG, [layer]) for layer in LAYERS)
     start = await _last_ts(store)
 
-    t1 = await _put(store, "r", m1, ["v"])
-    t2 = await _put(store, "r", m2, ["v", "w"])
-    await _put(store, "other", m3, ["v"])  # another repository's tag is another tag
-    await store.delete_tag("r", "v", actor="a")
+    t1 = await _put(writes, "r", m1, ["v"])
+    t2 = await _put(writes, "r", m2, ["v", "w"])
+    await _put(writes, "other", m3, ["v"])  # another repository's tag is another tag
+    await writes.delete_tag("r", "v", actor="a")
     t3 = await _last_ts(store)
-    t4 = await _put(store, "r", m1, ["v"])
-    t5 = await _put(store, "r", m3, [])  # an untagged put moves nothing
-    await store.delete_manifest("r", m1.digest, actor="a")
+    t4 = await _put(writes, "r", m1, ["v"])
+    t5 = await _put(writes, "r", m3, [])  # an untagged put moves nothing
+    await writes.delete_manifest("r", m1.digest, actor="a")
     t6 = await _last_ts(store)
-    t7 = await _put(store, "r", m1, [])  # re-pushing the digest does not bring the tag back
+    t7 = await _put(writes, "r", m1, [])  # re-pushing the digest does not bring the tag back
 
     expected = [
         (start, None),
@@ -70,9 +73,9 @@ async def test_tag_at_replays_moves_deletes_and_manifest_deletes(store: Metadata
     assert current.digest == m2.digest
 
 
-async def test_timestamps_never_run_backwards(store: MetadataStore) -> None:
+async def test_timestamps_never_run_backwards(store: MetadataStore, writes: Writes) -> None:
     for index in range(20):
-        await store.start_upload("r", f"u{index}", actor="a")
+        await writes.start_upload("r", f"u{index}", actor="a")
     records = await store.events(0, 100)
     assert [r.seq for r in records] == list(range(1, 21))
     assert all(a.ts <= b.ts for a, b in zip(records, records[1:], strict=False))

@@ -16,8 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from oci.digest import Digest
 from oci.errors import SpecError
 from registry.meta import MetadataStore
-from registry.meta._engine import normalize_url
+from registry.meta.engine import normalize_url
 from registry.meta.tables import VIEWS, manifests, tags
+from registry.rules import Rules
+from registry.service.writes import Writes
 
 from ._content import blob, image, index
 from .conftest import UrlFactory
@@ -79,56 +81,56 @@ async def snapshot(engine: AsyncEngine) -> Snapshot:
     return out
 
 
-async def apply(store: MetadataStore, op: tuple[Any, ...]) -> bool:
+async def apply(writes: Writes, op: tuple[Any, ...]) -> bool:
     """Run one operation; True if the store accepted it (and so appended one event)."""
     kind, *args = op
     try:
         if kind == "commit":
             repo, i, alias = args
             sha512 = Digest.compute(BLOB_DATA[i], "sha512") if alias else None
-            await store.commit_blob(repo, BLOBS[i], actor="prop", sha512=sha512)
+            await writes.commit_blob(repo, BLOBS[i], actor="prop", sha512=sha512)
         elif kind == "mount":
             repo, source, i = args
-            return await store.mount_blob(repo, BLOBS[i].sha256, source, actor="prop") is not None
+            return await writes.mount_blob(repo, BLOBS[i].sha256, source, actor="prop") is not None
         elif kind == "unlink":
             repo, i = args
-            await store.unlink_blob(repo, BLOBS[i].blake3, actor="prop")
+            await writes.unlink_blob(repo, BLOBS[i].blake3, actor="prop")
         elif kind == "put":
             repo, i, tag_list = args
             m = MANIFESTS[i]
-            await store.put_manifest(
+            await writes.put_manifest(
                 repo, m.digest, m.manifest, m.body, m.media_type, tag_list, actor="prop"
             )
         elif kind == "delete_tag":
-            await store.delete_tag(args[0], args[1], actor="prop")
+            await writes.delete_tag(args[0], args[1], actor="prop")
         elif kind == "delete_manifest":
-            await store.delete_manifest(args[0], MANIFESTS[args[1]].digest, actor="prop")
+            await writes.delete_manifest(args[0], MANIFESTS[args[1]].digest, actor="prop")
         elif kind == "start":
-            await store.start_upload(args[0], args[1], actor="prop")
+            await writes.start_upload(args[0], args[1], actor="prop")
         elif kind == "progress":
-            await store.progress_upload(args[0], args[1], actor="prop")
+            await writes.progress_upload(args[0], args[1], actor="prop")
         elif kind == "end":
-            await store.end_upload(args[0], args[1], actor="prop")
+            await writes.end_upload(args[0], args[1], actor="prop")
         elif kind == "hold":
             repo, target = args
             reference = target if not isinstance(target, int) else str(MANIFESTS[target].digest)
-            await store.place_hold(repo, reference, "litigation", actor="prop")
+            await writes.place_hold(repo, reference, "litigation", actor="prop")
         elif kind == "release":
-            placed = await store.list_holds()
+            placed = await writes.meta.list_holds()
             if args[0] >= len(placed):
                 return False
-            await store.release_hold(placed[args[0]].id, "settled", actor="prop")
+            await writes.release_hold(placed[args[0]].id, "settled", actor="prop")
         elif kind == "extend":
             repo, i, days = args
             until = dt.datetime(2030, 1, 1, tzinfo=dt.UTC) + dt.timedelta(days=days)
-            await store.extend_retention(repo, MANIFESTS[i].digest, until, actor="prop")
+            await writes.extend_retention(repo, MANIFESTS[i].digest, until, actor="prop")
         elif kind == "pulled":
             repo, i = args
-            return await store.record_pulls([(repo, str(MANIFESTS[i].digest))], actor="prop") > 0
+            return await writes.record_pulls([(repo, str(MANIFESTS[i].digest))], actor="prop") > 0
         else:
             repo, i = args
             m = MANIFESTS[i]
-            await store.put_manifest(
+            await writes.put_manifest(
                 repo,
                 m.digest,
                 m.manifest,
@@ -153,14 +155,14 @@ def test_rebuilt_views_equal_live_views(make_url: UrlFactory, ops: list[tuple[An
     async def scenario() -> None:
         url = make_url()
         store = await MetadataStore.open(url)
-        store.immutable_tags = lambda _repo, tag: tag == IMMUTABLE
+        writes = Writes(store, Rules(immutable_tags=lambda _repo, tag: tag == IMMUTABLE))
         engine = create_async_engine(normalize_url(url))
         try:
             # Seed one repository with every blob so that puts, tag moves and
             # deletes are common rather than mostly refused.
             seed = [("commit", REPOS[0], i, False) for i in range(len(BLOBS))]
             for op in seed + ops:
-                await apply(store, op)
+                await apply(writes, op)
             logged = len(await store.events(0, 10_000))
             live = await snapshot(engine)
             assert await store.rebuild_views() == logged
@@ -177,6 +179,7 @@ def test_rebuilt_views_equal_live_views(make_url: UrlFactory, ops: list[tuple[An
 async def test_rebuild_repairs_views_from_the_log(make_url: UrlFactory) -> None:
     url = make_url()
     store = await MetadataStore.open(url)
+    writes = Writes(store, Rules())
     engine = create_async_engine(normalize_url(url))
     try:
         for op in [
@@ -187,7 +190,7 @@ async def test_rebuild_repairs_views_from_the_log(make_url: UrlFactory) -> None:
             ("progress", "u0", 10),
             ("hold", "r", 0),
         ]:
-            assert await apply(store, op)
+            assert await apply(writes, op)
         live = await snapshot(engine)
         assert all(live[name] for name in live)  # every view has rows to lose
         async with engine.begin() as conn:
@@ -202,7 +205,7 @@ async def test_rebuild_repairs_views_from_the_log(make_url: UrlFactory) -> None:
 
 
 @pytest.mark.anyio
-async def test_tailing_readers_never_see_a_gap(store: MetadataStore) -> None:
+async def test_tailing_readers_never_see_a_gap(store: MetadataStore, writes: Writes) -> None:
     """Concurrent writers; a reader polling ``events(after=...)`` must get every seq in turn."""
     writers, per_writer = 4, 15
     total = writers * per_writer
@@ -210,7 +213,7 @@ async def test_tailing_readers_never_see_a_gap(store: MetadataStore) -> None:
 
     async def write(worker: int) -> None:
         for i in range(per_writer):
-            await store.start_upload("r", f"w{worker}-{i}", actor=f"w{worker}")
+            await writes.start_upload("r", f"w{worker}-{i}", actor=f"w{worker}")
 
     async def tail() -> None:
         with anyio.fail_after(60):

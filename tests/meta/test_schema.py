@@ -13,8 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from oci.errors import BackendUnavailable
 from registry.meta import MetadataStore
-from registry.meta._engine import normalize_url
+from registry.meta.engine import normalize_url
 from registry.meta.tables import metadata
+from registry.rules import Rules
+from registry.service.writes import Writes
 
 from .conftest import PG_ADMIN_URL, UrlFactory, postgres_admin
 
@@ -50,7 +52,8 @@ async def test_migrations_build_exactly_the_declared_tables(
 async def test_reopening_keeps_the_log_and_migrates_nothing(make_url: UrlFactory) -> None:
     url = make_url()
     store = await MetadataStore.open(url)
-    await store.start_upload("r", "u1", actor="alice")
+    writes = Writes(store, Rules())
+    await writes.start_upload("r", "u1", actor="alice")
     await store.close()
     store = await MetadataStore.open(url)
     try:
@@ -71,7 +74,8 @@ async def test_the_database_refuses_to_rewrite_history(
     migrated: tuple[MetadataStore, AsyncEngine], statement: str
 ) -> None:
     store, engine = migrated
-    await store.start_upload("r", "u1", actor="alice")
+    writes = Writes(store, Rules())
+    await writes.start_upload("r", "u1", actor="alice")
     with pytest.raises(sqlalchemy.exc.DatabaseError, match="append-only"):
         async with engine.begin() as conn:
             await conn.execute(sa.text(statement))
@@ -83,11 +87,12 @@ async def test_truncate_is_refused_on_postgresql(
     migrated: tuple[MetadataStore, AsyncEngine],
 ) -> None:
     store, engine = migrated
+    writes = Writes(store, Rules())
     if engine.dialect.name != "postgresql":
         # SQLite has no TRUNCATE statement; DELETE is covered above.
         assert engine.dialect.name == "sqlite"
         return
-    await store.start_upload("r", "u1", actor="alice")
+    await writes.start_upload("r", "u1", actor="alice")
     with pytest.raises(sqlalchemy.exc.DatabaseError, match="append-only"):
         async with engine.begin() as conn:
             await conn.execute(sa.text("TRUNCATE events"))

@@ -17,7 +17,9 @@ from oci.errors import (
     ManifestBlobUnknown,
     ManifestUnknown,
 )
-from registry.meta import MetadataStore, _engine
+from registry.meta import MetadataStore, engine
+from registry.rules import Rules
+from registry.service.writes import Writes
 
 from ._content import Pushed, blob, image, index
 
@@ -28,13 +30,13 @@ LAYER = blob(b"layer one")
 LAYER2 = blob(b"layer two")
 
 
-async def _commit_all(store: MetadataStore, repo: str) -> None:
+async def _commit_all(writes: Writes, repo: str) -> None:
     for info in (CONFIG, LAYER, LAYER2):
-        await store.commit_blob(repo, info, actor="alice")
+        await writes.commit_blob(repo, info, actor="alice")
 
 
-async def _put(store: MetadataStore, repo: str, pushed: Pushed, tags: list[str]) -> None:
-    await store.put_manifest(
+async def _put(writes: Writes, repo: str, pushed: Pushed, tags: list[str]) -> None:
+    await writes.put_manifest(
         repo, pushed.digest, pushed.manifest, pushed.body, pushed.media_type, tags, actor="a"
     )
 
@@ -48,8 +50,9 @@ async def _event_count(store: MetadataStore) -> int:
 
 async def test_a_committed_blob_is_found_by_sha256_and_blake3_in_its_repository_only(
     store: MetadataStore,
+    writes: Writes,
 ) -> None:
-    await store.commit_blob("a/one", LAYER, actor="alice")
+    await writes.commit_blob("a/one", LAYER, actor="alice")
     for digest in (LAYER.sha256, LAYER.blake3):
         record = await store.get_blob("a/one", digest)
         assert record is not None
@@ -59,9 +62,9 @@ async def test_a_committed_blob_is_found_by_sha256_and_blake3_in_its_repository_
     assert await store.get_blob("a/one", LAYER2.sha256) is None
 
 
-async def test_a_sha512_alias_names_the_blob(store: MetadataStore) -> None:
+async def test_a_sha512_alias_names_the_blob(store: MetadataStore, writes: Writes) -> None:
     alias = Digest.compute(b"layer one", "sha512")
-    await store.commit_blob("r", LAYER, actor="alice", sha512=alias)
+    await writes.commit_blob("r", LAYER, actor="alice", sha512=alias)
     record = await store.get_blob("r", alias)
     assert record is not None
     assert record.sha256 == LAYER.sha256
@@ -70,11 +73,12 @@ async def test_a_sha512_alias_names_the_blob(store: MetadataStore) -> None:
 
 async def test_mount_links_a_blob_only_from_a_repository_that_holds_it(
     store: MetadataStore,
+    writes: Writes,
 ) -> None:
-    await store.commit_blob("src", LAYER, actor="alice")
-    assert await store.mount_blob("dst", LAYER2.sha256, "src", actor="bob") is None
+    await writes.commit_blob("src", LAYER, actor="alice")
+    assert await writes.mount_blob("dst", LAYER2.sha256, "src", actor="bob") is None
     assert await _event_count(store) == 1  # a refused mount appends nothing
-    mounted = await store.mount_blob("dst", LAYER.blake3, "src", actor="bob")
+    mounted = await writes.mount_blob("dst", LAYER.blake3, "src", actor="bob")
     assert mounted is not None
     assert mounted.sha256 == LAYER.sha256
     assert await store.get_blob("dst", LAYER.sha256) is not None
@@ -82,12 +86,14 @@ async def test_mount_links_a_blob_only_from_a_repository_that_holds_it(
     assert (event.type, event.repository, event.actor) == ("blob.mounted", "dst", "bob")
 
 
-async def test_unlink_removes_the_blob_from_one_repository(store: MetadataStore) -> None:
-    await store.commit_blob("a", LAYER, actor="alice")
-    await store.commit_blob("b", LAYER, actor="alice")
+async def test_unlink_removes_the_blob_from_one_repository(
+    store: MetadataStore, writes: Writes
+) -> None:
+    await writes.commit_blob("a", LAYER, actor="alice")
+    await writes.commit_blob("b", LAYER, actor="alice")
     with pytest.raises(BlobUnknown, match=str(LAYER2.sha256)):
-        await store.unlink_blob("a", LAYER2.sha256, actor="alice")
-    await store.unlink_blob("a", LAYER.blake3, actor="alice")
+        await writes.unlink_blob("a", LAYER2.sha256, actor="alice")
+    await writes.unlink_blob("a", LAYER.blake3, actor="alice")
     assert await store.get_blob("a", LAYER.sha256) is None
     assert await store.get_blob("b", LAYER.sha256) is not None
 
@@ -97,13 +103,14 @@ async def test_unlink_removes_the_blob_from_one_repository(store: MetadataStore)
 
 async def test_put_manifest_names_the_missing_blob_and_appends_nothing(
     store: MetadataStore,
+    writes: Writes,
 ) -> None:
-    await store.commit_blob("r", CONFIG, actor="alice")
-    await store.commit_blob("other", LAYER, actor="alice")  # elsewhere does not count
+    await writes.commit_blob("r", CONFIG, actor="alice")
+    await writes.commit_blob("other", LAYER, actor="alice")  # elsewhere does not count
     pushed = image(CONFIG, [LAYER])
     before = await _event_count(store)
     with pytest.raises(ManifestBlobUnknown, match=str(LAYER.sha256)) as caught:
-        await store.put_manifest(
+        await writes.put_manifest(
             "r", pushed.digest, pushed.manifest, pushed.body, pushed.media_type, ["v1"], actor="a"
         )
     assert caught.value.detail == {"digest": str(LAYER.sha256)}
@@ -111,19 +118,19 @@ async def test_put_manifest_names_the_missing_blob_and_appends_nothing(
     assert await store.get_manifest("r", "v1") is None
 
 
-async def test_put_manifest_requires_the_config_too(store: MetadataStore) -> None:
-    await store.commit_blob("r", LAYER, actor="alice")
+async def test_put_manifest_requires_the_config_too(store: MetadataStore, writes: Writes) -> None:
+    await writes.commit_blob("r", LAYER, actor="alice")
     pushed = image(CONFIG, [LAYER])
     with pytest.raises(ManifestBlobUnknown, match=str(CONFIG.sha256)):
-        await store.put_manifest(
+        await writes.put_manifest(
             "r", pushed.digest, pushed.manifest, pushed.body, pushed.media_type, [], actor="a"
         )
 
 
-async def test_layers_may_be_named_by_blake3(store: MetadataStore) -> None:
-    await _commit_all(store, "r")
+async def test_layers_may_be_named_by_blake3(store: MetadataStore, writes: Writes) -> None:
+    await _commit_all(writes, "r")
     pushed = image(CONFIG, [LAYER, LAYER2], layer_digest="blake3")
-    await store.put_manifest(
+    await writes.put_manifest(
         "r", pushed.digest, pushed.manifest, pushed.body, pushed.media_type, ["v1"], actor="a"
     )
     record = await store.get_manifest("r", "v1")
@@ -131,10 +138,10 @@ async def test_layers_may_be_named_by_blake3(store: MetadataStore) -> None:
     assert record.digest == pushed.digest
 
 
-async def test_get_manifest_by_tag_and_by_digest(store: MetadataStore) -> None:
-    await _commit_all(store, "r")
+async def test_get_manifest_by_tag_and_by_digest(store: MetadataStore, writes: Writes) -> None:
+    await _commit_all(writes, "r")
     pushed = image(CONFIG, [LAYER], annotations={"org.example": "yes"})
-    await store.put_manifest(
+    await writes.put_manifest(
         "r", pushed.digest, pushed.manifest, pushed.body, pushed.media_type, ["v1"], actor="a"
     )
     by_tag = await store.get_manifest("r", "v1")
@@ -150,18 +157,20 @@ async def test_get_manifest_by_tag_and_by_digest(store: MetadataStore) -> None:
     assert await store.get_manifest("elsewhere", "v1") is None
 
 
-async def test_an_index_needs_its_children_in_the_repository(store: MetadataStore) -> None:
-    await _commit_all(store, "r")
+async def test_an_index_needs_its_children_in_the_repository(
+    store: MetadataStore, writes: Writes
+) -> None:
+    await _commit_all(writes, "r")
     child = image(CONFIG, [LAYER])
     parent = index([child])
     with pytest.raises(ManifestBlobUnknown, match=str(child.digest)):
-        await store.put_manifest(
+        await writes.put_manifest(
             "r", parent.digest, parent.manifest, parent.body, parent.media_type, [], actor="a"
         )
-    await store.put_manifest(
+    await writes.put_manifest(
         "r", child.digest, child.manifest, child.body, child.media_type, [], actor="a"
     )
-    await store.put_manifest(
+    await writes.put_manifest(
         "r", parent.digest, parent.manifest, parent.body, parent.media_type, ["multi"], actor="a"
     )
     record = await store.get_manifest("r", "multi")
@@ -169,22 +178,24 @@ async def test_an_index_needs_its_children_in_the_repository(store: MetadataStor
     assert record.digest == parent.digest
 
 
-async def test_pushing_a_tag_again_moves_it(store: MetadataStore) -> None:
-    await _commit_all(store, "r")
+async def test_pushing_a_tag_again_moves_it(store: MetadataStore, writes: Writes) -> None:
+    await _commit_all(writes, "r")
     first, second = image(CONFIG, [LAYER]), image(CONFIG, [LAYER2])
     for pushed in (first, second):
-        await _put(store, "r", pushed, ["latest"])
+        await _put(writes, "r", pushed, ["latest"])
     record = await store.get_manifest("r", "latest")
     assert record is not None
     assert record.digest == second.digest
     assert await store.get_manifest("r", str(first.digest)) is not None
 
 
-async def test_tags_list_in_byte_order_with_pagination(store: MetadataStore) -> None:
-    await _commit_all(store, "r")
+async def test_tags_list_in_byte_order_with_pagination(
+    store: MetadataStore, writes: Writes
+) -> None:
+    await _commit_all(writes, "r")
     pushed = image(CONFIG, [LAYER])
     names = ["b", "a", "Z", "B", "a.1", "a-1", "_x"]
-    await store.put_manifest(
+    await writes.put_manifest(
         "r", pushed.digest, pushed.manifest, pushed.body, pushed.media_type, names, actor="a"
     )
     ordered = sorted(names)  # Python compares code points, i.e. bytes for ASCII
@@ -197,39 +208,40 @@ async def test_tags_list_in_byte_order_with_pagination(store: MetadataStore) -> 
     assert await store.list_tags("nothing", None, None) == []
 
 
-async def test_delete_tag_leaves_the_manifest(store: MetadataStore) -> None:
-    await _commit_all(store, "r")
+async def test_delete_tag_leaves_the_manifest(store: MetadataStore, writes: Writes) -> None:
+    await _commit_all(writes, "r")
     pushed = image(CONFIG, [LAYER])
-    await store.put_manifest(
+    await writes.put_manifest(
         "r", pushed.digest, pushed.manifest, pushed.body, pushed.media_type, ["v1", "v2"], actor="a"
     )
     with pytest.raises(ManifestUnknown, match="nope"):
-        await store.delete_tag("r", "nope", actor="a")
-    await store.delete_tag("r", "v1", actor="a")
+        await writes.delete_tag("r", "nope", actor="a")
+    await writes.delete_tag("r", "v1", actor="a")
     assert await store.list_tags("r", None, None) == ["v2"]
     assert await store.get_manifest("r", str(pushed.digest)) is not None
 
 
 async def test_delete_manifest_takes_its_tags_and_leaves_its_referrers(
     store: MetadataStore,
+    writes: Writes,
 ) -> None:
-    await _commit_all(store, "r")
+    await _commit_all(writes, "r")
     subject = image(CONFIG, [LAYER])
     referrer = image(CONFIG, [LAYER2], subject=subject, artifact_type="application/x-sig")
     for pushed, tags in ((subject, ["v1"]), (referrer, ["sig"])):
-        await store.put_manifest(
+        await writes.put_manifest(
             "r", pushed.digest, pushed.manifest, pushed.body, pushed.media_type, tags, actor="a"
         )
     with pytest.raises(ManifestUnknown):
-        await store.delete_manifest("r", Digest.compute(b"absent"), actor="a")
-    await store.delete_manifest("r", subject.digest, actor="a")
+        await writes.delete_manifest("r", Digest.compute(b"absent"), actor="a")
+    await writes.delete_manifest("r", subject.digest, actor="a")
     assert await store.get_manifest("r", str(subject.digest)) is None
     assert await store.list_tags("r", None, None) == ["sig"]
     assert [d.digest for d in await store.referrers("r", subject.digest, None)] == [referrer.digest]
 
 
-async def test_referrers_by_subject_and_artifact_type(store: MetadataStore) -> None:
-    await _commit_all(store, "r")
+async def test_referrers_by_subject_and_artifact_type(store: MetadataStore, writes: Writes) -> None:
+    await _commit_all(writes, "r")
     subject = image(CONFIG, [LAYER])
     sig = image(
         CONFIG, [LAYER2], subject=subject, artifact_type="application/x-sig", annotations={"k": "v"}
@@ -237,7 +249,7 @@ async def test_referrers_by_subject_and_artifact_type(store: MetadataStore) -> N
     sbom = image(CONFIG, [LAYER], subject=subject, artifact_type="application/x-sbom")
     # The subject itself need not be present: referrers may be pushed first.
     for pushed in (sig, sbom):
-        await store.put_manifest(
+        await writes.put_manifest(
             "r", pushed.digest, pushed.manifest, pushed.body, pushed.media_type, [], actor="a"
         )
     found = await store.referrers("r", subject.digest, None)
@@ -252,9 +264,9 @@ async def test_referrers_by_subject_and_artifact_type(store: MetadataStore) -> N
     assert await store.referrers("r", sig.digest, None) == []
 
 
-async def test_catalog_and_repository_exists(store: MetadataStore) -> None:
+async def test_catalog_and_repository_exists(store: MetadataStore, writes: Writes) -> None:
     for repo in ("b/x", "a", "B", "a/b"):
-        await store.commit_blob(repo, LAYER, actor="a")
+        await writes.commit_blob(repo, LAYER, actor="a")
     assert await store.catalog(None, None) == ["B", "a", "a/b", "b/x"]
     assert await store.catalog(2, "B") == ["a", "a/b"]
     assert await store.repository_exists("a/b")
@@ -264,11 +276,11 @@ async def test_catalog_and_repository_exists(store: MetadataStore) -> None:
 # -- uploads -------------------------------------------------------------------
 
 
-async def test_upload_lifecycle(store: MetadataStore) -> None:
-    await store.start_upload("r", "u1", actor="a")
+async def test_upload_lifecycle(store: MetadataStore, writes: Writes) -> None:
+    await writes.start_upload("r", "u1", actor="a")
     with pytest.raises(BlobUploadInvalid):
-        await store.start_upload("r", "u1", actor="a")
-    await store.progress_upload("u1", 1024, actor="a")
+        await writes.start_upload("r", "u1", actor="a")
+    await writes.progress_upload("u1", 1024, actor="a")
     upload = await store.get_upload("r", "u1")
     assert upload is not None
     assert (upload.id, upload.repository, upload.offset, upload.state) == (
@@ -280,19 +292,21 @@ async def test_upload_lifecycle(store: MetadataStore) -> None:
     assert upload.updated_at >= upload.started_at
     assert await store.get_upload("other", "u1") is None
     with pytest.raises(ValueError, match="reason"):
-        await store.end_upload("u1", "bored", actor="a")
-    await store.end_upload("u1", "completed", actor="a")
+        await writes.end_upload("u1", "bored", actor="a")
+    await writes.end_upload("u1", "completed", actor="a")
     assert await store.get_upload("r", "u1") is None
     with pytest.raises(BlobUploadUnknown):
-        await store.progress_upload("u1", 2048, actor="a")
+        await writes.progress_upload("u1", 2048, actor="a")
     with pytest.raises(BlobUploadUnknown):
-        await store.end_upload("nope", "cancelled", actor="a")
+        await writes.end_upload("nope", "cancelled", actor="a")
 
 
-async def test_expired_uploads_are_the_idle_active_ones(store: MetadataStore) -> None:
+async def test_expired_uploads_are_the_idle_active_ones(
+    store: MetadataStore, writes: Writes
+) -> None:
     for upload_id in ("old", "done"):
-        await store.start_upload("r", upload_id, actor="a")
-    await store.end_upload("done", "cancelled", actor="a")
+        await writes.start_upload("r", upload_id, actor="a")
+    await writes.end_upload("done", "cancelled", actor="a")
     assert await store.expired_uploads(dt.timedelta(hours=1)) == []
     [idle] = await store.expired_uploads(dt.timedelta(0))
     assert idle.id == "old"
@@ -308,15 +322,16 @@ async def test_writers_of_one_process_queue_in_the_process(
     wait turned off, a writer meeting another's lock fails at once: every
     one of these must still succeed.
     """
-    monkeypatch.setattr("registry.meta._engine._SQLITE_BUSY_TIMEOUT_MS", 0)
+    monkeypatch.setattr("registry.meta.engine._SQLITE_BUSY_TIMEOUT_MS", 0)
     store = await MetadataStore.open(f"sqlite:///{tmp_path}/meta.db")
+    writes = Writes(store, Rules())
     try:
-        await _commit_all(store, "r")
+        await _commit_all(writes, "r")
         pushed = image(CONFIG, [LAYER])
 
         async with anyio.create_task_group() as writers:
             for number in range(32):
-                writers.start_soon(_put, store, "r", pushed, [f"t{number:02d}"])
+                writers.start_soon(_put, writes, "r", pushed, [f"t{number:02d}"])
         assert len(await store.list_tags("r", None, None)) == 32
     finally:
         await store.close()
@@ -326,6 +341,7 @@ async def test_sqlite_writes_run_inline_but_for_begin_and_commit(tmp_path: Path)
     """On SQLite a write transaction's statements run on the event loop's thread (no
     hand-off per statement); BEGIN IMMEDIATE and COMMIT, which may wait, do not."""
     store = await MetadataStore.open(f"sqlite:///{tmp_path}/meta.db")
+    writes = Writes(store, Rules())
     seen: list[tuple[bool, str]] = []
     loop_thread = threading.get_ident()
 
@@ -335,12 +351,12 @@ async def test_sqlite_writes_run_inline_but_for_begin_and_commit(tmp_path: Path)
         )
 
     try:
-        inline = _engine._writer(store._engine).inline
+        inline = engine._writer(store._engine).inline
         assert inline is not None
         await inline.dispose()  # the next write connects anew, traced
         sa.event.listen(inline.sync_engine, "connect", trace)
-        await _commit_all(store, "r")
-        await _put(store, "r", image(CONFIG, [LAYER]), ["latest"])
+        await _commit_all(writes, "r")
+        await _put(writes, "r", image(CONFIG, [LAYER]), ["latest"])
     finally:
         await store.close()
     statements = [(on_loop, sql.split()[0].upper()) for on_loop, sql in seen]
@@ -356,6 +372,7 @@ async def test_a_sqlite_writer_waiting_for_another_process_leaves_the_loop_runni
     """Another process holding SQLite's write lock makes a writer wait (``busy_timeout``),
     in a worker thread: requests on the event loop go on meanwhile."""
     store = await MetadataStore.open(f"sqlite:///{tmp_path}/meta.db")
+    writes = Writes(store, Rules())
     other = sqlite3.connect(tmp_path / "meta.db", isolation_level=None, check_same_thread=False)
     ticks = 0
     try:
@@ -370,7 +387,7 @@ async def test_a_sqlite_writer_waiting_for_another_process_leaves_the_loop_runni
         committed = anyio.Event()
 
         async def commit() -> None:
-            await store.commit_blob("r", CONFIG, actor="a")
+            await writes.commit_blob("r", CONFIG, actor="a")
             committed.set()
 
         async with anyio.create_task_group() as group:

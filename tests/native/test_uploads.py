@@ -80,13 +80,13 @@ async def test_concurrent_uploads_are_all_committed_with_one_event_each(
 ) -> None:
     files = [os.urandom(100 + i) for i in range(40)]
     batches: list[int] = []
-    commit_blobs = registry.meta.commit_blobs
+    commit_blobs = registry.writes.commit_blobs
 
     async def counting(items: Sequence[Any]) -> list[Any]:
         batches.append(len(items))
         return await commit_blobs(items)
 
-    registry.meta.commit_blobs = counting  # type: ignore[method-assign]
+    registry.writes.commit_blobs = counting  # type: ignore[method-assign]
 
     async def send(data: bytes) -> int:
         sha, b3 = digests(data)

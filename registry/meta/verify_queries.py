@@ -1,4 +1,5 @@
-"""The reads ``verify`` makes of the views: blob rows in batches, references, anti-joins.
+"""The reads the scrub makes of the views (``registry.lifecycle.verify``): blob rows in
+batches, references, anti-joins.
 
 Each takes an open connection, so the repair can run them inside its own
 locked transaction and the scan on a plain read connection.
@@ -16,8 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from oci.digest import Digest
 from oci.errors import DigestInvalid
 from registry.meta.tables import blobs, manifest_references, manifests, repository_blobs
-from storage.base import BlobStore
-from storage.errors import BlobNotFound
 
 __all__ = [
     "BlobRow",
@@ -25,7 +24,7 @@ __all__ = [
     "blob_page",
     "blob_rows",
     "dangling",
-    "modified",
+    "linking_repositories",
     "referencing",
     "totals",
 ]
@@ -211,9 +210,11 @@ async def dangling(conn: AsyncConnection) -> list[Dangling]:
     return found
 
 
-async def modified(store: BlobStore, sha256: Digest) -> float | None:
-    """When the bytes were written (epoch seconds); None if they are gone."""
-    try:
-        return await store.modified(sha256)
-    except BlobNotFound:
-        return None
+async def linking_repositories(conn: AsyncConnection, sha256: str) -> list[str]:
+    """The repositories that link the blob ``sha256``, by name."""
+    query = (
+        sa.select(repository_blobs.c.repository)
+        .where(repository_blobs.c.sha256 == sha256)
+        .order_by(repository_blobs.c.repository)
+    )
+    return list((await conn.execute(query)).scalars())

@@ -1,6 +1,6 @@
 """Engines for the two supported databases, and migration to head.
 
-Theory of operation for writes (see also ``store.py``): every write
+Theory of operation for writes (see also ``log.py``): every write
 transaction takes one database-wide write lock before it reads anything, so
 writes are serial and each one validates against the latest committed state.
 

@@ -1,7 +1,10 @@
-"""Read queries shared by MetadataStore's reads and its write preconditions.
+"""The read queries of the views: one implementation of each.
 
-Each takes an open connection so a write can check its preconditions inside
-its own locked transaction, and a read can use a plain one.
+Each takes an open connection, so a write can check its preconditions
+inside its own locked transaction and a read can use a plain one.
+``MetadataStore`` serves them to callers without a connection; on SQLite
+the hottest also have an inline twin (``_sqlite_reads.py``), which
+tests/meta/test_fast_reads.py holds to the same answers.
 """
 
 from __future__ import annotations
@@ -15,17 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from oci.digest import Digest
 from oci.errors import ManifestBlobUnknown
 from oci.manifest import Descriptor, Manifest
-from registry.meta.events import (
-    ManifestDeleted,
-    ManifestPut,
-    ManifestReference,
-    ReferenceKind,
-    TagDeleted,
-    decode,
-)
-from registry.meta.records import BlobRecord, EventRecord, ManifestRecord, UploadRecord
+from registry.meta.events import ManifestReference, ReferenceKind
+from registry.meta.records import BlobRecord, HoldRecord, ManifestRecord, UploadRecord
 from registry.meta.tables import (
     blobs,
+    holds,
     manifests,
     repositories,
     repository_blobs,
@@ -37,8 +34,6 @@ from registry.meta.tables import (
 )
 
 _BLOB_COLUMNS = {"sha256": blobs.c.sha256, "blake3": blobs.c.blake3, "sha512": blobs.c.sha512}
-_HISTORY_TYPES = (ManifestPut.TYPE, ManifestDeleted.TYPE, TagDeleted.TYPE)
-_HISTORY_BATCH = 200
 
 
 async def linked_blob(conn: AsyncConnection, repo: str, digest: Digest) -> BlobRecord | None:
@@ -109,6 +104,22 @@ async def _blobs_linked(conn: AsyncConnection, repo: str, digests: Sequence[Dige
                 .where(repository_blobs.c.repository == repo, column.in_(batch))
             )
             found.update((await conn.execute(query)).scalars())
+    return found
+
+
+async def linked_blobs(
+    conn: AsyncConnection, repo: str, sha256s: Sequence[str]
+) -> dict[str, BlobRecord]:
+    """The blobs among ``sha256s`` that ``repo`` links, by sha256, in a few batched queries."""
+    found: dict[str, BlobRecord] = {}
+    for batch in _batches(sha256s):
+        query = (
+            sa.select(blobs)
+            .join(repository_blobs, repository_blobs.c.sha256 == blobs.c.sha256)
+            .where(repository_blobs.c.repository == repo, blobs.c.sha256.in_(batch))
+        )
+        for row in (await conn.execute(query)).all():
+            found[row.sha256] = BlobRecord.from_row(row)
     return found
 
 
@@ -238,60 +249,40 @@ async def referrers(
     ]
 
 
-async def events(
-    conn: AsyncConnection,
-    after: int,
-    limit: int,
-    repo: str | None,
-    types: Sequence[str] | None,
-) -> list[EventRecord]:
-    query = sa.select(events_table).where(events_table.c.seq > after)
+async def known_blobs(conn: AsyncConnection, sha256s: Sequence[str]) -> set[str]:
+    """Which of ``sha256s`` have a blob row (in any repository)."""
+    query = sa.select(blobs.c.sha256).where(blobs.c.sha256.in_(sorted(set(sha256s))))
+    return set((await conn.execute(query)).scalars())
+
+
+async def retain_until(
+    conn: AsyncConnection, repo: str, digest: str
+) -> tuple[bool, dt.datetime | None]:
+    """(is ``repo@digest`` there, the date it is kept until if any)."""
+    query = sa.select(manifests.c.retain_until).where(
+        manifests.c.repository == repo, manifests.c.digest == digest
+    )
+    row = (await conn.execute(query)).first()
+    return (False, None) if row is None else (True, row.retain_until)
+
+
+async def hold_row(conn: AsyncConnection, hold_id: str) -> HoldRecord | None:
+    row = (await conn.execute(sa.select(holds).where(holds.c.id == hold_id))).first()
+    return None if row is None else HoldRecord(**row._mapping)
+
+
+async def list_holds(conn: AsyncConnection, repo: str | None) -> list[HoldRecord]:
+    query = sa.select(holds).order_by(holds.c.placed_at, holds.c.id)
     if repo is not None:
-        query = query.where(events_table.c.repository == repo)
-    if types is not None:
-        query = query.where(events_table.c.type.in_(list(types)))
-    rows = (await conn.execute(query.order_by(events_table.c.seq).limit(limit))).all()
-    return [
-        EventRecord(
-            seq=row.seq,
-            ts=row.ts,
-            actor=row.actor,
-            repository=row.repository,
-            type=row.type,
-            event=decode(row.type, row.payload),
-        )
-        for row in rows
-    ]
+        query = query.where(holds.c.repository == repo)
+    return [HoldRecord(**row._mapping) for row in (await conn.execute(query)).all()]
 
 
-async def tag_at(conn: AsyncConnection, repo: str, tag: str, at: dt.datetime) -> Digest | None:
-    """Walk the repository's tag history backwards from ``at``.
-
-    The newest put naming ``tag``, or deletion of ``tag``, before ``at``
-    decides; except that a manifest deleted after that put (and before
-    ``at``) took the tag with it, so deletions seen on the way are collected.
-    """
-    deleted: set[Digest] = set()
-    before: int | None = None
-    while True:
-        query = sa.select(events_table.c.seq, events_table.c.type, events_table.c.payload).where(
-            events_table.c.repository == repo,
-            events_table.c.type.in_(_HISTORY_TYPES),
-            events_table.c.ts <= at,
-        )
-        if before is not None:
-            query = query.where(events_table.c.seq < before)
-        rows = (
-            await conn.execute(query.order_by(events_table.c.seq.desc()).limit(_HISTORY_BATCH))
-        ).all()
-        if not rows:
-            return None
-        for row in rows:
-            event = decode(row.type, row.payload)
-            if isinstance(event, TagDeleted) and event.tag == tag:
-                return None
-            if isinstance(event, ManifestDeleted):
-                deleted.add(event.digest)
-            elif isinstance(event, ManifestPut) and tag in event.tags:
-                return None if event.digest in deleted else event.digest
-        before = rows[-1].seq
+async def expired_uploads(conn: AsyncConnection, cutoff: dt.datetime) -> list[UploadRecord]:
+    """Active uploads last touched before ``cutoff``, oldest first."""
+    query = (
+        sa.select(uploads)
+        .where(uploads.c.state == "active", uploads.c.updated_at < cutoff)
+        .order_by(uploads.c.updated_at, uploads.c.id)
+    )
+    return [UploadRecord.from_row(row) for row in (await conn.execute(query)).all()]
