@@ -87,8 +87,11 @@ class AuthMiddleware:
             try:
                 principal = await authority.authenticate(header)
             except Unauthorized as exc:
-                exc.headers.setdefault("WWW-Authenticate", self._challenge(request, target, None))
-                raise
+                if exc.challenge is not None:
+                    raise
+                # The same refusal, naming where a client gets a token.
+                challenged = self._challenge(request, target, None)
+                raise Unauthorized(exc.message, detail=exc.detail, challenge=challenged) from exc
             client = scope.get("client") or ("unknown", 0)
             await authority.rate_limit(principal, str(client[0]))
             await self._authorize(request, authority, principal, target)
@@ -113,9 +116,7 @@ class AuthMiddleware:
                     receive,
                 )
         except SpecError as exc:
-            response = error_response(
-                request, exc.status, exc.code.value, exc.message, exc.detail, exc.headers
-            )
+            response = error_response(request, exc)
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -130,8 +131,7 @@ class AuthMiddleware:
     ) -> None:
         def unauthorized() -> Unauthorized:
             return Unauthorized(
-                "authentication required",
-                headers={"WWW-Authenticate": self._challenge(request, target, None)},
+                "authentication required", challenge=self._challenge(request, target, None)
             )
 
         def insufficient_scope() -> Denied:
@@ -139,9 +139,7 @@ class AuthMiddleware:
             # clients (oras) fetch a token with the wider scope and retry.
             return Denied(
                 "the token does not grant this action",
-                headers={
-                    "WWW-Authenticate": self._challenge(request, target, "insufficient_scope")
-                },
+                challenge=self._challenge(request, target, "insufficient_scope"),
             )
 
         if target.kind in ("base", "catalog"):

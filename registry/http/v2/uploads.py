@@ -15,6 +15,7 @@ from starlette.responses import Response
 from oci.digest import Digest
 from oci.errors import DigestInvalid, RangeNotSatisfiable
 from oci.reference import validate_repository
+from registry.http.errors import error_response
 from registry.http.request import actor, registry_of
 from registry.http.v2._common import absolute, digest_param, headers, name_of
 from registry.service import blobs
@@ -94,9 +95,11 @@ async def patch_upload(request: Request) -> Response:
             actor=actor(request),
         )
     except RangeNotSatisfiable as exc:
-        # A Range the service set is the staged offset, which the record may lag.
-        exc.headers = {**_upload_headers(request, name, upload.id, upload.offset), **exc.headers}
-        raise
+        # The 416 names the session as a PATCH answer does (Location, Range,
+        # Docker-Upload-UUID); an offset the error carries is the staged one,
+        # which the record may lag, so the error's own Range wins.
+        context = _upload_headers(request, name, upload.id, upload.offset)
+        return error_response(request, exc, context)
     return Response(b"", 202, headers=_upload_headers(request, name, upload.id, offset))
 
 
