@@ -5,7 +5,7 @@
     │   │                            carries its ErrorCode, message, detail and status
     │   ├── BlobUnknown              BLOB_UNKNOWN            404
     │   ├── BlobUploadInvalid        BLOB_UPLOAD_INVALID     400
-    │   │   └── RangeNotSatisfiable                          416
+    │   │   └── RangeNotSatisfiable                          416  (offset, size)
     │   ├── BlobUploadUnknown        BLOB_UPLOAD_UNKNOWN     404
     │   ├── DigestInvalid            DIGEST_INVALID          400
     │   ├── ManifestBlobUnknown      MANIFEST_BLOB_UNKNOWN   400
@@ -17,19 +17,26 @@
     │   │   └── ManifestTooLarge                             413
     │   ├── TagInvalid               TAG_INVALID             400
     │   ├── PaginationNumberInvalid  PAGINATION_NUMBER_INVALID 400
-    │   ├── Unauthorized             UNAUTHORIZED            401
-    │   ├── Denied                   DENIED                  403
+    │   ├── Unauthorized             UNAUTHORIZED            401  (challenge)
+    │   ├── Denied                   DENIED                  403  (challenge)
     │   ├── Unsupported              UNSUPPORTED             405
-    │   └── TooManyRequests          TOOMANYREQUESTS         429
-    └── OperationalError             the server's own trouble: 500/503, no detail leaks
-        ├── BackendUnavailable       a database or object store cannot be reached   503
-        └── Corruption               stored bytes no longer match their digest      500
+    │   └── TooManyRequests          TOOMANYREQUESTS         429  (retry_after)
+    └── OperationalError             the server's own trouble: no status, no detail leaks
+        ├── BackendUnavailable       a database or object store cannot be reached
+        └── Corruption               stored bytes no longer match their digest
 
 The codes and statuses are the table in the distribution spec,
 https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#error-codes
 (TAG_INVALID and PAGINATION_NUMBER_INVALID are distribution's additions that
 clients already understand). Lower layers subclass rather than wrap: storage
 raises ``BlobNotFound(BlobUnknown)``, ``DigestMismatch(DigestInvalid)``.
+
+Errors carry facts, not HTTP: the few spec errors whose answer needs more
+than the envelope hold it as data (in parentheses above: the auth challenge,
+the seconds to wait, the upload offset a client resumes from, the size of a
+blob a range missed), and operational errors hold no status at all. The HTTP
+edge (``registry.http.errors``) turns both into statuses and headers: 503 for
+BackendUnavailable, 500 for any other OperationalError.
 """
 
 from __future__ import annotations
@@ -88,8 +95,6 @@ class ErrorCode(enum.StrEnum):
 class RegistryError(Exception):
     """Root of every error the registry raises on purpose."""
 
-    status: ClassVar[int] = 500
-
     def __init__(self, message: str = "", *, detail: Any = None) -> None:
         super().__init__(message or self.__class__.__doc__ or self.__class__.__name__)
         self.message = str(self.args[0])
@@ -101,15 +106,6 @@ class SpecError(RegistryError):
 
     code: ClassVar[ErrorCode] = ErrorCode.UNKNOWN
     status: ClassVar[int] = 400
-    # Extra response headers, e.g. Retry-After for TOOMANYREQUESTS or
-    # WWW-Authenticate for UNAUTHORIZED; the edge copies them onto the response.
-    headers: dict[str, str]
-
-    def __init__(
-        self, message: str = "", *, detail: Any = None, headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(message, detail=detail)
-        self.headers = dict(headers or {})
 
 
 class BlobUnknown(SpecError):
@@ -130,6 +126,20 @@ class RangeNotSatisfiable(BlobUploadInvalid):
     """requested range not satisfiable"""
 
     status = 416
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        detail: Any = None,
+        offset: int | None = None,
+        size: int | None = None,
+    ) -> None:
+        super().__init__(message, detail=detail)
+        # The bytes an upload holds, where the client resumes (a chunk out of order).
+        self.offset = offset
+        # The size of the blob a read range missed.
+        self.size = size
 
 
 class BlobUploadUnknown(SpecError):
@@ -214,12 +224,26 @@ class Unauthorized(SpecError):
     code = ErrorCode.UNAUTHORIZED
     status = 401
 
+    def __init__(
+        self, message: str = "", *, detail: Any = None, challenge: str | None = None
+    ) -> None:
+        super().__init__(message, detail=detail)
+        # How to authenticate (an RFC 7235 challenge: the token realm, service, scope).
+        self.challenge = challenge
+
 
 class Denied(SpecError):
     """requested access to the resource is denied"""
 
     code = ErrorCode.DENIED
     status = 403
+
+    def __init__(
+        self, message: str = "", *, detail: Any = None, challenge: str | None = None
+    ) -> None:
+        super().__init__(message, detail=detail)
+        # Set when a wider token would be allowed (RFC 6750 section 3.1, insufficient_scope).
+        self.challenge = challenge
 
 
 class Unsupported(SpecError):
@@ -235,20 +259,21 @@ class TooManyRequests(SpecError):
     code = ErrorCode.TOOMANYREQUESTS
     status = 429
 
+    def __init__(
+        self, message: str = "", *, detail: Any = None, retry_after: int | None = None
+    ) -> None:
+        super().__init__(message, detail=detail)
+        # Whole seconds until a request may succeed again.
+        self.retry_after = retry_after
+
 
 class OperationalError(RegistryError):
     """The server's own trouble; clients get a bare status and no detail."""
-
-    status = 500
 
 
 class BackendUnavailable(OperationalError):
     """a backing service (database, object store) cannot be reached"""
 
-    status = 503
-
 
 class Corruption(OperationalError):
     """stored content no longer matches its digest"""
-
-    status = 500

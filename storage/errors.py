@@ -12,7 +12,8 @@
 
 Because each one *is* the spec error, the HTTP edge renders a storage error
 with no mapping table of its own: ``BlobNotFound`` is BLOB_UNKNOWN (404),
-``DigestMismatch`` is DIGEST_INVALID (400), ``StorageUnavailable`` a bare 503.
+``DigestMismatch`` is DIGEST_INVALID (400). ``StorageUnavailable`` carries no
+status; the edge answers every ``BackendUnavailable`` with a bare 503.
 Drivers convert their backend's failures (``OSError``, S3 errors) into these
 themselves, at the call that failed, so a caller never sees ``OSError``.
 """

@@ -1,20 +1,19 @@
 """Authentication, authorization, tenants, quotas and rate limits (docs/auth.md).
 
-``AuthMiddleware`` wraps the Starlette app when ``Settings.auth`` is on; it
-finds its ``Authority`` (users, keys, policies, buckets, all in the metadata
-database) on ``app.state.auth``.
+The ``Authority`` (users, keys, policies, buckets, all in the metadata
+database) decides; the HTTP side of it, the middleware that wraps the app
+when ``Settings.auth`` is on and the ``/token`` endpoint, is in
+``registry.http.auth`` and ``registry.http.token``.
 """
 
 from __future__ import annotations
 
 from registry.auth.authority import Authority, open_authority
-from registry.auth.middleware import AuthMiddleware, principal_of
 from registry.auth.policy import ROLES, Policy, Principal, allowed
 from registry.auth.store import AuthStore, Tenant, User
 
 __all__ = [
     "ROLES",
-    "AuthMiddleware",
     "AuthStore",
     "Authority",
     "Policy",
@@ -23,5 +22,4 @@ __all__ = [
     "User",
     "allowed",
     "open_authority",
-    "principal_of",
 ]

@@ -104,9 +104,7 @@ class Authority:
         bucket = f"login:{account}"
         wait = await self.limiter.peek(bucket, _LOGIN_RATE, _LOGIN_BURST)
         if wait is not None:
-            raise TooManyRequests(
-                "too many failed logins; try later", headers={"Retry-After": str(int(wait))}
-            )
+            raise TooManyRequests("too many failed logins; try later", retry_after=int(wait))
         user = await self.store.authenticate(username, secret)
         if user is None:
             log.info("failed login for account %r", account[:64])
@@ -181,7 +179,7 @@ class Authority:
                 raise TooManyRequests(
                     "request rate limit exceeded",
                     detail={"limit": key.partition(":")[0]},
-                    headers={"Retry-After": str(int(wait))},
+                    retry_after=int(wait),
                 )
 
 

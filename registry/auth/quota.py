@@ -32,7 +32,6 @@ from dataclasses import dataclass
 
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.types import Message, Receive
 
 from oci import native
@@ -42,8 +41,9 @@ from oci.mediatype import base_type
 from registry.auth.authority import Authority
 from registry.auth.scope import tenant_of
 from registry.auth.store import AuthStore, quota_denied
+from registry.meta import MetadataStore
 
-__all__ = ["QuotaGuard", "usage_document", "usage_response"]
+__all__ = ["QuotaGuard", "usage_document"]
 
 _V2_MANIFEST = re.compile(r"^/v2/.+/manifests/(?P<reference>[^/]+)$")
 _NATIVE_VERSION = re.compile(r"^/api/v1/artifacts/.+/versions/[^/]+$")
@@ -60,12 +60,6 @@ async def usage_document(store: AuthStore, tenant: str) -> dict[str, object]:
         "manifest_bytes": manifest_bytes,
         "quota_bytes": None if record is None else record.quota_bytes,
     }
-
-
-async def usage_response(authority: Authority, tenant: str) -> Response:
-    """``GET /api/v1/tenants/{tenant}/usage``: bytes used, by kind, and the quota, if any."""
-    document = await usage_document(authority.store, tenant)
-    return Response(json.dumps(document), 200, media_type="application/json")
 
 
 def _replay(messages: list[Message], receive: Receive) -> Receive:
@@ -143,9 +137,18 @@ class _Quota:
 class QuotaGuard:
     @staticmethod
     async def check(
-        request: Request, authority: Authority, repository: str, receive: Receive
+        request: Request,
+        authority: Authority,
+        meta: MetadataStore,
+        manifest_cap: int,
+        repository: str,
+        receive: Receive,
     ) -> Receive:
-        """``receive``, wrapped to enforce the quota if the tenant has one."""
+        """``receive``, wrapped to enforce the quota if the tenant has one.
+
+        ``meta`` finds an upload session's staged bytes; ``manifest_cap`` is the
+        registry's ``max_manifest_bytes``, the most a manifest body is read.
+        """
         tenant = tenant_of(repository)
         if tenant is None or request.method not in ("POST", "PATCH", "PUT"):
             return receive
@@ -158,7 +161,7 @@ class QuotaGuard:
         if record is None or record.quota_bytes is None:
             return receive
         quota = _Quota(authority.store, tenant, record.quota_bytes)
-        cap = request.app.state.registry.settings.server.max_manifest_bytes
+        cap = manifest_cap
         if manifest is not None:
             body, receive = await _read_body(receive, cap)
             if body is not None:
@@ -182,7 +185,7 @@ class QuotaGuard:
         query = QueryParams(request.scope.get("query_string", b""))
         if request.method == "POST" and "mount" in query and "from" in query:
             return await QuotaGuard._mount(quota, query["mount"], query["from"], receive)
-        return await QuotaGuard._upload(request, quota, repository, receive)
+        return await QuotaGuard._upload(request, meta, quota, repository, receive)
 
     @staticmethod
     async def _mount(quota: _Quota, digest: str, source: str, receive: Receive) -> Receive:
@@ -195,7 +198,7 @@ class QuotaGuard:
 
     @staticmethod
     async def _upload(
-        request: Request, quota: _Quota, repository: str, receive: Receive
+        request: Request, meta: MetadataStore, quota: _Quota, repository: str, receive: Receive
     ) -> Receive:
         query = request.query_params
         named = query.get("digest") or query.get("sha256") or ""
@@ -204,7 +207,7 @@ class QuotaGuard:
         staged = 0
         if request.method != "POST":
             upload_id = request.url.path.rstrip("/").rpartition("/")[2]
-            upload = await request.app.state.registry.meta.get_upload(repository, upload_id)
+            upload = await meta.get_upload(repository, upload_id)
             staged = 0 if upload is None else int(upload.offset)
         declared = request.headers.get("content-length", "")
         incoming = int(declared) if declared.isdigit() else 0

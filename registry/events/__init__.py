@@ -1,9 +1,11 @@
-"""Events out of the registry: the HTTP stream and the NATS JetStream outbox (docs/events.md)."""
+"""Events out of the registry: the NATS JetStream outbox and what the HTTP stream reads.
+
+The ``GET /api/v1/events`` endpoint itself is ``registry.http.events`` (docs/events.md).
+"""
 
 from __future__ import annotations
 
-from registry.events.http import EventSource
-from registry.events.lifecycle import WriteNotifier, running_events
+from registry.events.lifecycle import EventSource, WriteNotifier, running_events
 from registry.events.publisher import OutboxPublisher, PublisherSettings, StreamNotDedicated
 from registry.events.view import event_bytes, event_view, rfc3339
 from registry.events.watcher import LogWatcher

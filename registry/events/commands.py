@@ -1,7 +1,7 @@
 """``artifact-store events tail``: follow the event stream of a running registry.
 
 Theory of operation. The command long-polls ``GET /api/v1/events`` (see
-``registry.events.http``): each answer carries the events after the cursor
+``registry.http.events``): each answer carries the events after the cursor
 and ``next``, the cursor to ask from next time, which may move past events a
 filter skipped. The cursor lives here, in the client, so a dropped
 connection, a restarted server or a replica behind a load balancer costs

@@ -5,20 +5,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from registry.events.http import EventSource
 from registry.events.publisher import OutboxPublisher, PublisherSettings
 from registry.events.watcher import LogWatcher
 from registry.meta import MetadataStore
 
-__all__ = ["WriteNotifier", "running_events"]
+__all__ = ["EventSource", "WriteNotifier", "running_events"]
 
 _log = logging.getLogger(__name__)
 
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True, slots=True)
+class EventSource:
+    """What the events endpoint reads: the store and this process's (shared) watcher."""
+
+    store: MetadataStore
+    watcher: LogWatcher
 
 
 @contextlib.asynccontextmanager
@@ -56,17 +64,19 @@ class WriteNotifier:
 
     The metadata store has no commit hook, and every write reaches it
     through a request, so the edge is the one place that sees them all.
-    A spurious wake-up costs one indexed query.
+    A spurious wake-up costs one indexed query. ``source`` finds the app's
+    EventSource when a request ends (None before the lifespan made one).
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, source: Callable[[], EventSource | None]) -> None:
         self._app = app
+        self._source = source
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await self._app(scope, receive, send)
         finally:
             if scope["type"] == "http" and scope["method"] not in _READ_METHODS:
-                source = getattr(scope["app"].state, "events", None)
-                if isinstance(source, EventSource):
+                source = self._source()
+                if source is not None:
                     source.watcher.notify()

@@ -30,24 +30,18 @@ from starlette.routing import Route
 from oci.errors import ManifestTooLarge
 from oci.reference import validate_repository
 from registry.events.view import rfc3339
-from registry.http._request import actor
+
+# Importing the native routes also registers the "repository" path convertor used below.
+from registry.http.native import PREFIX as ARTIFACTS
+from registry.http.request import actor, registry_of
 from registry.lifecycle import holds
 from registry.lifecycle.holds import RequestInvalid
 from registry.meta import HoldRecord
-
-# Importing the native routes also registers the "repository" path convertor used below.
-from registry.native.routes import PREFIX as ARTIFACTS
-from registry.service.registry import Registry
 
 __all__ = ["hold_json", "routes"]
 
 PREFIX = "/api/v1/holds"
 MAX_BODY = 64 * 1024
-
-
-def _registry(request: Request) -> Registry:
-    registry: Registry = request.app.state.registry
-    return registry
 
 
 def hold_json(hold: HoldRecord) -> dict[str, Any]:
@@ -107,18 +101,18 @@ async def place_hold(request: Request) -> Response:
     reference = _optional_text(document, "reference")
     reason = _optional_text(document, "reason") or ""  # absent: the service says it is needed
     hold = await holds.place_hold(
-        _registry(request), repository, reference, reason, actor=actor(request)
+        registry_of(request), repository, reference, reason, actor=actor(request)
     )
     return JSONResponse(hold_json(hold), 201, headers={"Location": f"{PREFIX}/{hold.id}"})
 
 
 async def list_holds(request: Request) -> Response:
-    found = await holds.list_holds(_registry(request), _scope(request))
+    found = await holds.list_holds(registry_of(request), _scope(request))
     return JSONResponse({"holds": [hold_json(hold) for hold in found]})
 
 
 async def get_hold(request: Request) -> Response:
-    hold = await holds.get_hold(_registry(request), request.path_params["id"], _scope(request))
+    hold = await holds.get_hold(registry_of(request), request.path_params["id"], _scope(request))
     return JSONResponse(hold_json(hold))
 
 
@@ -128,7 +122,7 @@ async def release_hold(request: Request) -> Response:
     if reason is None:
         reason = _optional_text(await _body(request, required=False), "reason") or ""
     hold = await holds.release_hold(
-        _registry(request),
+        registry_of(request),
         request.path_params["id"],
         reason,
         actor=actor(request),
@@ -156,7 +150,7 @@ async def extend_retention(request: Request) -> Response:
     version = request.path_params["version"]
     until = _text(await _body(request, required=True), "until")
     done = await holds.extend_retention(
-        _registry(request), name, version, _until(until), actor=actor(request)
+        registry_of(request), name, version, _until(until), actor=actor(request)
     )
     return JSONResponse(
         {

@@ -1,6 +1,6 @@
 """The OpenAPI description of the hold and retention-extension endpoints (registry/http/holds.py).
 
-Merged into the one /api/v1/ document by ``registry.native.openapi``, so the
+Built into the one /api/v1/ document by ``registry.http.openapi``, so the
 schemathesis run over that document (tests/native/test_openapi.py) holds
 these routes to it too.
 """
@@ -9,34 +9,30 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["PATHS", "SCHEMAS"]
+from registry.http.openapi import (
+    NAME_PARAMETER,
+    REPOSITORY_PATTERN,
+    Section,
+    errors,
+    json_response,
+    ref,
+)
 
-_NAME_PATTERN = "^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$"
+__all__ = ["SECTION"]
+
 _SCOPE = {
     "name": "repository",
     "in": "query",
     "description": "Scope the request to one repository (what a repository's admins may do); "
     "without it the request needs a registry-wide admin.",
-    "schema": {"type": "string", "pattern": _NAME_PATTERN},
+    "schema": {"type": "string", "pattern": REPOSITORY_PATTERN},
 }
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 _TIME = {"type": "string", "format": "date-time"}
 _NULLABLE_TEXT = {"type": ["string", "null"]}
 
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _errors(*statuses: int) -> dict[str, Any]:
-    return {str(s): {"$ref": "#/components/responses/Error"} for s in statuses}
-
-
-SCHEMAS: dict[str, Any] = {
+_SCHEMAS: dict[str, Any] = {
     "Hold": {
         "type": "object",
         "required": ["id", "repository", "digest", "tag", "reason", "placed_by", "placed_at"],
@@ -60,7 +56,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["repository", "reason"],
         "properties": {
-            "repository": {"type": "string", "pattern": _NAME_PATTERN},
+            "repository": {"type": "string", "pattern": REPOSITORY_PATTERN},
             "reference": {
                 **_NULLABLE_TEXT,
                 "description": "A manifest digest, a tag or an artifact version; "
@@ -81,33 +77,33 @@ SCHEMAS: dict[str, Any] = {
     },
 }
 
-PATHS: dict[str, Any] = {
+_PATHS: dict[str, Any] = {
     "/api/v1/holds": {
         "post": {
             "summary": "Place a legal hold on a repository, a manifest or an artifact version.",
             "parameters": [_SCOPE],
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": _ref("HoldRequest")}},
+                "content": {"application/json": {"schema": ref("HoldRequest")}},
             },
             "responses": {
-                "201": _json(_ref("Hold"), "The hold, now active."),
-                **_errors(400, 401, 403, 404, 413),
+                "201": json_response(ref("Hold"), "The hold, now active."),
+                **errors(400, 401, 403, 404, 413),
             },
         },
         "get": {
             "summary": "The active legal holds, oldest first.",
             "parameters": [_SCOPE],
             "responses": {
-                "200": _json(
+                "200": json_response(
                     {
                         "type": "object",
                         "required": ["holds"],
-                        "properties": {"holds": {"type": "array", "items": _ref("Hold")}},
+                        "properties": {"holds": {"type": "array", "items": ref("Hold")}},
                     },
                     "The holds.",
                 ),
-                **_errors(400, 401, 403),
+                **errors(400, 401, 403),
             },
         },
     },
@@ -116,7 +112,10 @@ PATHS: dict[str, Any] = {
         "get": {
             "summary": "One active legal hold.",
             "parameters": [_SCOPE],
-            "responses": {"200": _json(_ref("Hold"), "The hold."), **_errors(400, 401, 403, 404)},
+            "responses": {
+                "200": json_response(ref("Hold"), "The hold."),
+                **errors(400, 401, 403, 404),
+            },
         },
         "delete": {
             "summary": "Release a legal hold; the reason goes into the event log.",
@@ -136,10 +135,10 @@ PATHS: dict[str, Any] = {
                 },
             },
             "responses": {
-                "200": _json(
+                "200": json_response(
                     {
                         "allOf": [
-                            _ref("Hold"),
+                            ref("Hold"),
                             {
                                 "type": "object",
                                 "required": ["released"],
@@ -158,19 +157,13 @@ PATHS: dict[str, Any] = {
                     },
                     "The hold as it was, and who released it why.",
                 ),
-                **_errors(400, 401, 403, 404, 413),
+                **errors(400, 401, 403, 404, 413),
             },
         },
     },
     "/api/v1/artifacts/{name}/versions/{version}/retention": {
         "parameters": [
-            {
-                "name": "name",
-                "in": "path",
-                "required": True,
-                "description": "Repository name of the distribution spec (may contain '/').",
-                "schema": {"type": "string", "pattern": "^[a-z0-9]+(?:[._-][a-z0-9]+)*$"},
-            },
+            NAME_PARAMETER,
             {
                 "name": "version",
                 "in": "path",
@@ -194,9 +187,11 @@ PATHS: dict[str, Any] = {
                 },
             },
             "responses": {
-                "200": _json(_ref("RetentionExtension"), "The new keep-until date."),
-                **_errors(400, 401, 403, 404, 413),
+                "200": json_response(ref("RetentionExtension"), "The new keep-until date."),
+                **errors(400, 401, 403, 404, 413),
             },
         },
     },
 }
+
+SECTION = Section(_PATHS, _SCHEMAS)

@@ -53,5 +53,5 @@ def _unsatisfiable(
     return RangeNotSatisfiable(
         f"range {header!r} {why} ({size} bytes)",
         detail={"range": header, "size": size},
-        headers={"Content-Range": f"bytes */{size}"},
+        size=size,
     )

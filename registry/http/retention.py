@@ -30,10 +30,10 @@ from starlette.routing import Route
 
 from oci.errors import ErrorCode, ManifestTooLarge, SpecError
 from oci.reference import validate_repository
+from registry.http.request import registry_of
 from registry.lifecycle import retention
 from registry.lifecycle.eligibility import PlanItem
 from registry.native.uploads import QueryInvalid
-from registry.service.registry import Registry
 
 __all__ = ["PlanChanged", "routes"]
 
@@ -49,11 +49,6 @@ class PlanChanged(SpecError):
     status: ClassVar[int] = 409
 
 
-def _registry(request: Request) -> Registry:
-    registry: Registry = request.app.state.registry
-    return registry
-
-
 def _repository(value: object) -> str | None:
     if value is None:
         return None
@@ -64,7 +59,7 @@ def _repository(value: object) -> str | None:
 
 async def get_plan(request: Request) -> Response:
     repository = _repository(request.query_params.get("repository"))
-    found = await retention.plan(_registry(request), repository=repository)
+    found = await retention.plan(registry_of(request), repository=repository)
     return JSONResponse(found.to_json())
 
 
@@ -122,7 +117,7 @@ def _reviewed(document: dict[str, Any]) -> tuple[dt.datetime, str | None, list[P
 
 
 async def apply_plan(request: Request) -> Response:
-    registry = _registry(request)
+    registry = registry_of(request)
     document = await _document(request)
     dry_run = document.get("dry_run", False)
     if not isinstance(dry_run, bool):

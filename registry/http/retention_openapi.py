@@ -1,6 +1,6 @@
 """The OpenAPI description of the retention endpoints (registry/http/retention.py).
 
-Merged into the one /api/v1/ document by ``registry.native.openapi``, so the
+Built into the one /api/v1/ document by ``registry.http.openapi``, so the
 schemathesis run over that document (tests/native/test_openapi.py) holds
 these routes to it too.
 """
@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["PATHS", "SCHEMAS"]
+from registry.http.openapi import REPOSITORY_PATTERN, Section, errors, json_response, ref
 
-_NAME_PATTERN = "^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$"
+__all__ = ["SECTION"]
+
 _TEXT = {"type": "string"}
 _NULLABLE_TEXT = {"type": ["string", "null"]}
 _KIND = {"type": "string", "enum": ["tag", "manifest"]}
@@ -31,19 +32,7 @@ _ITEM_FIELDS = {
 }
 
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _errors(*statuses: int) -> dict[str, Any]:
-    return {str(s): {"$ref": "#/components/responses/Error"} for s in statuses}
-
-
-SCHEMAS: dict[str, Any] = {
+_SCHEMAS: dict[str, Any] = {
     "RetentionItem": {"type": "object", "required": list(_ITEM_FIELDS), "properties": _ITEM_FIELDS},
     "RetentionPlan": {
         "type": "object",
@@ -52,7 +41,7 @@ SCHEMAS: dict[str, Any] = {
             "now": {"type": "string", "format": "date-time"},
             "repository": _NULLABLE_TEXT,
             "digest": {**_TEXT, "description": "Names the plan's time, scope and deletions."},
-            "deletions": {"type": "array", "items": _ref("RetentionItem")},
+            "deletions": {"type": "array", "items": ref("RetentionItem")},
             "kept": {
                 "type": "array",
                 "items": {
@@ -77,12 +66,12 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "plan": _TEXT,
             "dry_run": {"type": "boolean"},
-            "deleted": {"type": "array", "items": _ref("RetentionItem")},
+            "deleted": {"type": "array", "items": ref("RetentionItem")},
             "skipped": {
                 "type": "array",
                 "items": {
                     "allOf": [
-                        _ref("RetentionItem"),
+                        ref("RetentionItem"),
                         {
                             "type": "object",
                             "required": ["skipped"],
@@ -95,7 +84,7 @@ SCHEMAS: dict[str, Any] = {
     },
 }
 
-PATHS: dict[str, Any] = {
+_PATHS: dict[str, Any] = {
     "/api/v1/retention/plan": {
         "get": {
             "summary": "What retention would delete now, each with its rule and why nothing "
@@ -105,12 +94,12 @@ PATHS: dict[str, Any] = {
                     "name": "repository",
                     "in": "query",
                     "description": "Only this repository (default: all).",
-                    "schema": {"type": "string", "pattern": _NAME_PATTERN},
+                    "schema": {"type": "string", "pattern": REPOSITORY_PATTERN},
                 }
             ],
             "responses": {
-                "200": _json(_ref("RetentionPlan"), "The plan; nothing was changed."),
-                **_errors(400, 401, 403),
+                "200": json_response(ref("RetentionPlan"), "The plan; nothing was changed."),
+                **errors(400, 401, 403),
             },
         }
     },
@@ -124,18 +113,22 @@ PATHS: dict[str, Any] = {
                         "schema": {
                             "type": "object",
                             "properties": {
-                                "repository": {"type": "string", "pattern": _NAME_PATTERN},
+                                "repository": {"type": "string", "pattern": REPOSITORY_PATTERN},
                                 "dry_run": {"type": "boolean"},
-                                "plan": _ref("RetentionPlan"),
+                                "plan": ref("RetentionPlan"),
                             },
                         }
                     }
                 },
             },
             "responses": {
-                "200": _json(_ref("RetentionReport"), "What was deleted and what was skipped."),
-                **_errors(400, 401, 403, 409, 413),
+                "200": json_response(
+                    ref("RetentionReport"), "What was deleted and what was skipped."
+                ),
+                **errors(400, 401, 403, 409, 413),
             },
         }
     },
 }
+
+SECTION = Section(_PATHS, _SCHEMAS)

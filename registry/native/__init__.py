@@ -1,8 +1,8 @@
 """The native artifact API (/api/v1/): artifacts published as OCI manifests.
 
-``registry.native.artifacts`` holds the operations (no HTTP);
-``registry.native.routes`` the Starlette routes; ``registry.native.openapi``
-the contract served at /api/v1/openapi.json.
+``registry.native.artifacts`` holds the operations (no HTTP) and
+``registry.native.uploads`` the native form of upload sessions; the routes
+are ``registry.http.native``, their contract ``registry.http.native.openapi``.
 """
 
 from __future__ import annotations
@@ -17,12 +17,9 @@ from registry.native.artifacts import (
     list_artifacts,
     publish,
 )
-from registry.native.openapi import OPENAPI
-from registry.native.routes import routes
 from registry.native.uploads import commit_upload, push_blob
 
 __all__ = [
-    "OPENAPI",
     "Artifact",
     "commit_upload",
     "decode_body",
@@ -33,5 +30,4 @@ __all__ = [
     "list_artifacts",
     "publish",
     "push_blob",
-    "routes",
 ]

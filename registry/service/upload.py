@@ -59,7 +59,7 @@ def plan_chunk(offset: int, content_range: str | None, content_length: str | Non
         raise RangeNotSatisfiable(
             f"chunk starts at {start} but the upload is at offset {offset}",
             detail={"offset": offset, "range": content_range},
-            headers={"Range": range_header(offset)},
+            offset=offset,
         )
     size = end - start + 1
     if length is not None and length != size:

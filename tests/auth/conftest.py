@@ -24,6 +24,7 @@ from registry.auth import Authority, AuthStore
 from registry.config import AuthSettings, DatabaseSettings, Settings
 from registry.events import running_events
 from registry.http.app import create_app
+from registry.http.state import state_of
 from registry.meta import MetadataStore
 from registry.service.registry import Registry
 from storage.filesystem import FsBlobStore
@@ -108,7 +109,7 @@ async def authed(
     served = AuthServed(app, registry, authority)
     try:
         async with running_events(meta, None, settings.events.nats_subject) as events:
-            app.state.events = events
+            state_of(app).events = events
             yield served
     finally:
         for client in served.clients:

@@ -15,9 +15,10 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from starlette.applications import Starlette
 
-from registry.events.http import EventSource, routes
+from registry.events import EventSource
 from registry.events.watcher import LogWatcher
 from registry.http.errors import exception_handlers
+from registry.http.events import routes
 from registry.meta import MetadataStore
 from registry.rules import Rules
 from registry.service.writes import Writes

@@ -15,6 +15,7 @@ from oci.mediatype import (
     OCI_MANIFEST,
 )
 from registry.http._accept import acceptable
+from registry.http.state import state_of
 from tests.http._oci import (
     Blob,
     Pushed,
@@ -126,7 +127,7 @@ async def test_q_zero_refuses_even_beside_a_wildcard(served: Served) -> None:
 @pytest.mark.anyio
 async def test_a_refused_get_is_not_a_pull(served: Served) -> None:
     await _index(served)
-    recorder = served.app.state.pulls
+    recorder = state_of(served.app).pulls
     assert recorder.pending == 0
     assert (await _get(served, "GET", "multi", DOCKER_ONLY)).status_code == 404
     assert recorder.pending == 0

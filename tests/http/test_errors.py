@@ -19,7 +19,7 @@ pytestmark = pytest.mark.anyio
 
 
 async def _spec(request: Request) -> Response:
-    raise TooManyRequests("slow down", detail={"limit": 5}, headers={"Retry-After": "3"})
+    raise TooManyRequests("slow down", detail={"limit": 5}, retry_after=3)
 
 
 async def _unknown(request: Request) -> Response:

@@ -19,6 +19,7 @@ import pytest
 from registry.config import Settings
 from registry.events import running_events
 from registry.http.app import create_app
+from registry.http.state import state_of
 from registry.meta import MetadataStore
 from registry.service.registry import Registry
 from storage.filesystem import FsBlobStore
@@ -61,7 +62,7 @@ async def lifecycle(make_url: UrlFactory, tmp_path: Path) -> AsyncIterator[Lifec
             running_events(meta, None, registry.settings.events.nats_subject) as events,
             httpx.AsyncClient(transport=transport, base_url="http://registry.test") as client,
         ):
-            app.state.events = events
+            state_of(app).events = events
             yield Lifecycle(client, registry)
     finally:
         await meta.close()

@@ -22,6 +22,7 @@ from oci.digest import Digest
 from registry.config import LifecycleSettings, Settings
 from registry.events import running_events
 from registry.http.app import create_app
+from registry.http.state import state_of
 from registry.lifecycle.gc import collect
 from registry.lifecycle.retention import plan
 from registry.meta import MetadataStore
@@ -63,7 +64,7 @@ async def env(make_url: UrlFactory, tmp_path: Path) -> AsyncIterator[Env]:
                 transport=httpx.ASGITransport(app=app), base_url="http://registry.test"
             ) as client,
         ):
-            app.state.events = events
+            state_of(app).events = events
             yield Env(client, registry)
     finally:
         await meta.close()

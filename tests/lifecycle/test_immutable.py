@@ -21,6 +21,7 @@ import pytest
 from oci import native
 from registry.config import Settings
 from registry.http.app import create_app
+from registry.http.state import state_of
 from registry.lifecycle.pulls import PullRecorder
 from registry.meta import MetadataStore
 from registry.meta.events import ManifestPulled, TagOverridden
@@ -62,7 +63,7 @@ async def served(make_url: UrlFactory, tmp_path: Path) -> AsyncIterator[Served]:
         async with httpx.AsyncClient(
             transport=transport, base_url="http://registry.test"
         ) as client:
-            yield Served(client, world, app.state.pulls)
+            yield Served(client, world, state_of(app).pulls)
     finally:
         await meta.close()
 

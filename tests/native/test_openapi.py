@@ -15,7 +15,7 @@ import schemathesis
 from schemathesis import checks
 
 from oci import native
-from registry.native.openapi import OPENAPI
+from registry.http.apidoc import OPENAPI
 
 schema = schemathesis.openapi.from_dict(OPENAPI)
 

@@ -1,26 +1,17 @@
-"""The OpenAPI 3.1 description of /api/v1/, served at /api/v1/openapi.json.
+"""The native API's part of the /api/v1/ contract: artifacts, upload sessions, files.
 
-Hand-written rather than generated: the routes are plain Starlette handlers,
-and a contract written down separately is one that a schemathesis run can
-hold the code to (tests/native/test_openapi.py).
+Built into the one document by ``registry.http.openapi``; served at
+/api/v1/openapi.json (``registry.http.apidoc``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from registry.http.openapi import NAME_PARAMETER as _NAME
+from registry.http.openapi import Section, errors, json_response, ref
 
-from registry.http import holds_openapi, retention_openapi
-
-__all__ = ["OPENAPI"]
+__all__ = ["SECTION"]
 
 _DIGEST = {"type": "string", "pattern": "^(sha256|blake3):[a-f0-9]{64}$"}
-_NAME = {
-    "name": "name",
-    "in": "path",
-    "required": True,
-    "description": "Repository name of the distribution spec (may contain '/').",
-    "schema": {"type": "string", "pattern": "^[a-z0-9]+(?:[._-][a-z0-9]+)*$"},
-}
 _VERSION = {
     "name": "version",
     "in": "path",
@@ -28,18 +19,6 @@ _VERSION = {
     "schema": {"type": "string", "pattern": "^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$"},
 }
 _UPLOAD = {"name": "upload", "in": "path", "required": True, "schema": {"type": "string"}}
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _errors(*statuses: int) -> dict[str, Any]:
-    return {str(s): {"$ref": "#/components/responses/Error"} for s in statuses}
 
 
 _FILE = {
@@ -63,7 +42,7 @@ _MANIFEST = {
         "v": {"const": 1},
         "name": {"type": "string"},
         "version": {"type": "string"},
-        "files": {"type": "array", "items": _ref("File")},
+        "files": {"type": "array", "items": ref("File")},
         "created": {"type": "string"},
         "producer": {"type": "string"},
         "run": {"type": "string"},
@@ -94,43 +73,24 @@ _MANIFEST = {
 _ARTIFACT = {
     "type": "object",
     "required": ["digest", "manifest"],
-    "properties": {"digest": _DIGEST, "manifest": _ref("Manifest")},
+    "properties": {"digest": _DIGEST, "manifest": ref("Manifest")},
 }
 _UPLOAD_STATE = {
     "type": "object",
     "required": ["id", "offset"],
     "properties": {"id": {"type": "string"}, "offset": {"type": "integer", "minimum": 0}},
 }
-_ERROR = {
-    "type": "object",
-    "required": ["errors"],
-    "properties": {
-        "errors": {
-            "type": "array",
-            "minItems": 1,
-            "items": {
-                "type": "object",
-                "required": ["code", "message"],
-                "properties": {
-                    "code": {"type": "string"},
-                    "message": {"type": "string"},
-                    "detail": {},
-                },
-            },
-        }
-    },
-}
 
 _upload_ops = {
     "parameters": [_NAME, _UPLOAD],
     "get": {
         "summary": "Upload session status: how many bytes are staged (resume from there).",
-        "responses": {"200": _json(_ref("Upload"), "The session."), **_errors(400, 404)},
+        "responses": {"200": json_response(ref("Upload"), "The session."), **errors(400, 404)},
     },
     "patch": {
         "summary": "Append a chunk; Content-Range 'START-END' must start at the offset.",
         "requestBody": {"content": {"application/octet-stream": {"schema": {}}}},
-        "responses": {"200": _json(_ref("Upload"), "New offset."), **_errors(400, 404, 416)},
+        "responses": {"200": json_response(ref("Upload"), "New offset."), **errors(400, 404, 416)},
     },
     "put": {
         "summary": "Append an optional last chunk and commit under the given digest(s).",
@@ -140,13 +100,13 @@ _upload_ops = {
         ],
         "requestBody": {"content": {"application/octet-stream": {"schema": {}}}},
         "responses": {
-            "201": _json(_ref("Committed"), "Committed blob."),
-            **_errors(400, 404, 416),
+            "201": json_response(ref("Committed"), "Committed blob."),
+            **errors(400, 404, 416),
         },
     },
     "delete": {
         "summary": "Cancel the session and discard its bytes.",
-        "responses": {"204": {"description": "Cancelled."}, **_errors(400, 404)},
+        "responses": {"204": {"description": "Cancelled."}, **errors(400, 404)},
     },
 }
 
@@ -158,11 +118,11 @@ _version_ops = {
             "200": {
                 "description": "The artifact.",
                 "content": {
-                    "application/json": {"schema": _ref("Artifact")},
+                    "application/json": {"schema": ref("Artifact")},
                     "application/vnd.artifactstore.manifest.v1+cbor": {"schema": {}},
                 },
             },
-            **_errors(400, 404),
+            **errors(400, 404),
         },
     },
     "put": {
@@ -170,25 +130,23 @@ _version_ops = {
         "requestBody": {
             "required": True,
             "content": {
-                "application/vnd.artifactstore.manifest.v1+cbor": {"schema": _ref("Manifest")},
-                "application/vnd.artifactstore.manifest.v1+json": {"schema": _ref("Manifest")},
+                "application/vnd.artifactstore.manifest.v1+cbor": {"schema": ref("Manifest")},
+                "application/vnd.artifactstore.manifest.v1+json": {"schema": ref("Manifest")},
             },
         },
         "responses": {
-            "201": _json(_ref("Artifact"), "Published."),
-            **_errors(400, 404, 405, 413, 415),
+            "201": json_response(ref("Artifact"), "Published."),
+            **errors(400, 404, 405, 413, 415),
         },
     },
     "delete": {
         "summary": "Untag the version (history keeps it).",
-        "responses": {"204": {"description": "Deleted."}, **_errors(400, 404)},
+        "responses": {"204": {"description": "Deleted."}, **errors(400, 404)},
     },
 }
 
-OPENAPI: dict[str, Any] = {
-    "openapi": "3.1.0",
-    "info": {"title": "artifact-store native API", "version": "1"},
-    "paths": {
+SECTION = Section(
+    paths={
         "/api/v1/artifacts/{name}/uploads": {
             "parameters": [_NAME],
             "post": {
@@ -200,14 +158,14 @@ OPENAPI: dict[str, Any] = {
                 ],
                 "requestBody": {"content": {"application/octet-stream": {"schema": {}}}},
                 "responses": {
-                    "200": _json(
-                        _ref("Committed"), "The repository already held the blob: nothing stored."
+                    "200": json_response(
+                        ref("Committed"), "The repository already held the blob: nothing stored."
                     ),
-                    "201": _json(
-                        {"oneOf": [_ref("Upload"), _ref("Committed")]},
+                    "201": json_response(
+                        {"oneOf": [ref("Upload"), ref("Committed")]},
                         "Session opened, or blob committed.",
                     ),
-                    **_errors(400, 404),
+                    **errors(400, 404),
                 },
             },
         },
@@ -233,18 +191,18 @@ OPENAPI: dict[str, Any] = {
                     },
                 ],  # fmt: skip
                 "responses": {
-                    "200": _json(
+                    "200": json_response(
                         {
                             "type": "object",
                             "required": ["name", "versions"],
                             "properties": {
                                 "name": {"type": "string"},
-                                "versions": {"type": "array", "items": _ref("Artifact")},
+                                "versions": {"type": "array", "items": ref("Artifact")},
                             },
                         },
                         "A page; a Link header names the next one.",
                     ),
-                    **_errors(400, 404),
+                    **errors(400, 404),
                 },
             },
         },
@@ -260,7 +218,7 @@ OPENAPI: dict[str, Any] = {
                 "responses": {
                     "200": {"description": "The file.", "content": {"*/*": {"schema": {}}}},
                     "206": {"description": "A range.", "content": {"*/*": {"schema": {}}}},
-                    **_errors(400, 404, 416),
+                    **errors(400, 404, 416),
                 },
             },
         },
@@ -277,7 +235,7 @@ OPENAPI: dict[str, Any] = {
                     {"name": "version", "in": "query", "schema": _VERSION["schema"]},
                 ],  # fmt: skip
                 "responses": {
-                    "200": _json(
+                    "200": json_response(
                         {
                             "type": "object",
                             "required": ["name", "at", "versions"],
@@ -292,31 +250,20 @@ OPENAPI: dict[str, Any] = {
                         },
                         "The mapping.",
                     ),
-                    **_errors(400, 404),
+                    **errors(400, 404),
                 },
             },
         },
     },
-    "components": {
-        "schemas": {
-            "File": _FILE,
-            "Manifest": _MANIFEST,
-            "Artifact": _ARTIFACT,
-            "Upload": _UPLOAD_STATE,
-            "Committed": {
-                "type": "object",
-                "required": ["sha256", "blake3", "size"],
-                "properties": {"sha256": _DIGEST, "blake3": _DIGEST, "size": {"type": "integer"}},
-            },
-            "Error": _ERROR,
+    schemas={
+        "File": _FILE,
+        "Manifest": _MANIFEST,
+        "Artifact": _ARTIFACT,
+        "Upload": _UPLOAD_STATE,
+        "Committed": {
+            "type": "object",
+            "required": ["sha256", "blake3", "size"],
+            "properties": {"sha256": _DIGEST, "blake3": _DIGEST, "size": {"type": "integer"}},
         },
-        "responses": {"Error": _json(_ref("Error"), "The distribution spec's error envelope.")},
     },
-}
-
-# Legal holds and retention extension describe themselves beside their routes.
-OPENAPI["paths"].update(holds_openapi.PATHS)
-OPENAPI["components"]["schemas"].update(holds_openapi.SCHEMAS)
-# Retention plans and their application likewise.
-OPENAPI["paths"].update(retention_openapi.PATHS)
-OPENAPI["components"]["schemas"].update(retention_openapi.SCHEMAS)
+)

@@ -30,11 +30,10 @@ from starlette.routing import Route
 
 from oci.errors import PaginationNumberInvalid, Unsupported
 from oci.reference import validate_repository
-from registry.events.view import event_bytes, event_view
-from registry.events.watcher import LogWatcher
-from registry.meta import EVENT_TYPES, EventRecord, MetadataStore
+from registry.events import EventSource, event_bytes, event_view
+from registry.meta import EVENT_TYPES, EventRecord
 
-__all__ = ["EventQueryInvalid", "EventSource", "EventTypeUnknown", "routes"]
+__all__ = ["EventQueryInvalid", "EventTypeUnknown", "routes"]
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -50,14 +49,6 @@ class EventTypeUnknown(Unsupported):
     """the ``type`` filter names no event type (UNSUPPORTED: an invalid set of parameters)"""
 
     status = 400
-
-
-@dataclass(frozen=True, slots=True)
-class EventSource:
-    """What the endpoint reads: the store and this process's (shared) watcher."""
-
-    store: MetadataStore
-    watcher: LogWatcher
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +144,7 @@ async def _sse(source: EventSource, query: _Query) -> AsyncIterator[bytes]:
 
 
 def routes(lookup: Callable[[Request], EventSource]) -> list[Route]:
-    """The events routes; ``lookup`` finds the EventSource the app holds (e.g. on app.state)."""
+    """The events routes; ``lookup`` finds the EventSource the app holds (its AppState)."""
 
     async def events(request: Request) -> Response:
         query = _parse(request)

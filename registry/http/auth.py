@@ -23,17 +23,20 @@ layer's one renderer:
   detail, before anything is kept (``registry.auth.quota``).
 
 The principal is left in ``scope["state"]["principal"]`` for routes that
-filter what they list (the catalog).
+filter what they list (the catalog); ``registry.http.request.principal_of``
+reads it back.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from oci.errors import (
@@ -46,21 +49,16 @@ from oci.errors import (
 )
 from oci.reference import validate_repository
 from registry.auth.authority import Authority
-from registry.auth.endpoint import token_endpoint
 from registry.auth.policy import Principal
-from registry.auth.quota import QuotaGuard, usage_response
+from registry.auth.quota import QuotaGuard, usage_document
 from registry.auth.scope import Target, challenge, classify, scope_for, tenant_of
 from registry.http.errors import error_response
+from registry.http.state import state_of
+from registry.http.token import token_endpoint
 
-__all__ = ["AuthMiddleware", "principal_of"]
+__all__ = ["AuthMiddleware"]
 
 log = logging.getLogger("artifact_store.auth")
-
-
-def principal_of(request: Request) -> Principal | None:
-    """The principal the middleware authenticated, or None when auth is off."""
-    found = request.scope.get("state", {}).get("principal")
-    return found if isinstance(found, Principal) else None
 
 
 class AuthMiddleware:
@@ -72,7 +70,8 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         request = Request(scope, receive)
-        authority: Authority = request.app.state.auth
+        state = state_of(request)
+        authority = state.require_auth()
         try:
             target = classify(
                 request.method, scope["path"], scope.get("raw_path") or b"", request.query_params
@@ -88,31 +87,42 @@ class AuthMiddleware:
             try:
                 principal = await authority.authenticate(header)
             except Unauthorized as exc:
-                exc.headers.setdefault("WWW-Authenticate", self._challenge(request, target, None))
-                raise
+                if exc.challenge is not None:
+                    raise
+                # The same refusal, naming where a client gets a token.
+                challenged = self._challenge(request, target, None)
+                raise Unauthorized(exc.message, detail=exc.detail, challenge=challenged) from exc
             client = scope.get("client") or ("unknown", 0)
             await authority.rate_limit(principal, str(client[0]))
             await self._authorize(request, authority, principal, target)
             scope.setdefault("state", {})["principal"] = principal
             if target.kind == "usage":
                 assert target.tenant is not None
-                response = await usage_response(authority, target.tenant)
+                # GET /api/v1/tenants/{tenant}/usage: bytes used, by kind, and the quota.
+                document = await usage_document(authority.store, target.tenant)
+                response = Response(json.dumps(document), 200, media_type="application/json")
                 await response(scope, receive, send)
                 return
             if target.kind == "repository" and target.action == "push":
                 await self._rewrite_mount(scope, request, authority, principal)
                 assert target.repository is not None
-                receive = await QuotaGuard.check(request, authority, target.repository, receive)
+                registry = state.require_registry()
+                receive = await QuotaGuard.check(
+                    request,
+                    authority,
+                    registry.meta,
+                    registry.settings.server.max_manifest_bytes,
+                    target.repository,
+                    receive,
+                )
         except SpecError as exc:
-            response = error_response(
-                request, exc.status, exc.code.value, exc.message, exc.detail, exc.headers
-            )
+            response = error_response(request, exc)
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
     def _challenge(self, request: Request, target: Target, error: str | None) -> str:
-        settings = request.app.state.auth.settings
+        settings = state_of(request).require_auth().settings
         realm = settings.auth.realm or str(request.base_url).rstrip("/") + "/token"
         return challenge(realm, settings.auth.service, scope_for(target), error)
 
@@ -121,8 +131,7 @@ class AuthMiddleware:
     ) -> None:
         def unauthorized() -> Unauthorized:
             return Unauthorized(
-                "authentication required",
-                headers={"WWW-Authenticate": self._challenge(request, target, None)},
+                "authentication required", challenge=self._challenge(request, target, None)
             )
 
         def insufficient_scope() -> Denied:
@@ -130,9 +139,7 @@ class AuthMiddleware:
             # clients (oras) fetch a token with the wider scope and retry.
             return Denied(
                 "the token does not grant this action",
-                headers={
-                    "WWW-Authenticate": self._challenge(request, target, "insufficient_scope")
-                },
+                challenge=self._challenge(request, target, "insufficient_scope"),
             )
 
         if target.kind in ("base", "catalog"):
