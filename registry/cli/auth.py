@@ -21,14 +21,13 @@ import typer
 from registry.auth.keys import KeyRing
 from registry.auth.quota import usage_document
 from registry.auth.store import AuthStore
-from registry.cli.common import ConfigOpt, DataDirOpt, fail, settings_from_flags
+from registry.cli.common import ConfigOpt, DatabaseOpt, DataDirOpt, fail, settings_from_flags
 from registry.meta import MetadataStore
 
 __all__ = ["audit_log", "key_app", "policy_app", "tenant_app", "user_app"]
 
 T = TypeVar("T")
 
-DatabaseOpt = Annotated[str | None, typer.Option("--database-url", help="Metadata database URL.")]
 StdinOpt = Annotated[
     bool, typer.Option("--password-stdin", help="Read the password from standard input.")
 ]

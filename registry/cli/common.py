@@ -45,10 +45,14 @@ DataDirOpt = Annotated[
     str | None, typer.Option("--data-dir", help="Data directory (default ./data).")
 ]
 DatabaseOpt = Annotated[
-    str | None, typer.Option("--database-url", help="sqlite:///PATH or postgresql://…")
+    str | None,
+    typer.Option("--database-url", help="Metadata database URL: sqlite:///PATH or postgresql://…"),
 ]
 StorageOpt = Annotated[
-    str | None, typer.Option("--storage-url", help="Directory, file://, memory:// or s3://…")
+    str | None,
+    typer.Option(
+        "--storage-url", help="Blob storage URL: a directory, file://, memory:// or s3://…"
+    ),
 ]
 
 DEFAULT_SERVER = "http://127.0.0.1:5000"

@@ -32,7 +32,9 @@ from sqlalchemy.exc import ArgumentError
 from oci.errors import RegistryError
 from registry.cli.common import (
     ConfigOpt,
+    DatabaseOpt,
     DataDirOpt,
+    StorageOpt,
     fail,
     settings_from_flags,
     size,
@@ -44,8 +46,6 @@ from registry.service.registry import open_registry
 
 __all__ = ["gc", "parse_duration"]
 
-DatabaseOpt = Annotated[str | None, typer.Option("--database-url", help="Metadata database URL.")]
-StorageOpt = Annotated[str | None, typer.Option("--storage-url", help="Blob storage URL.")]
 
 _LABELS = {
     "retention": ("retention", "manifests expired"),

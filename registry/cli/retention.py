@@ -25,9 +25,11 @@ import typer
 from oci.errors import RegistryError
 from registry.cli.common import (
     DEFAULT_SERVER,
+    DatabaseOpt,
     DataDirOpt,
     PasswordOpt,
     ServerOpt,
+    StorageOpt,
     UsernameOpt,
     fail,
     settings_from_flags,
@@ -57,8 +59,6 @@ _UNITS = {
     "y": dt.timedelta(days=365),
 }
 
-DatabaseOpt = Annotated[str | None, typer.Option("--database-url", help="Metadata database URL.")]
-StorageOpt = Annotated[str | None, typer.Option("--storage-url", help="Blob storage URL.")]
 ConfigOpt = Annotated[
     str | None, typer.Option("--config", help="TOML configuration file (holds the rules).")
 ]
