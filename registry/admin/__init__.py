@@ -1,6 +1,6 @@
 """Operator work behind ``artifact-store admin``: plain async functions, no terminal I/O.
 
-The CLI in ``registry.cli`` parses flags and draws progress; the logic lives
+The CLI in ``registry.cli.admin`` parses flags and draws progress; the logic lives
 here so it can be tested and scripted without a terminal.
 """
 

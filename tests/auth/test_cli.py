@@ -25,8 +25,8 @@ from typer.testing import CliRunner, Result
 from bench.servers import artifact_store_command, free_port
 from registry.auth import AuthStore
 from registry.cli import app
-from registry.client import AuthError, NativeClient
-from registry.client_auth import Credentials, RegistryAuth
+from registry.cli.client import AuthError, NativeClient
+from registry.cli.client_auth import Credentials, RegistryAuth
 from registry.meta import MetadataStore
 
 pytestmark = pytest.mark.clients

@@ -16,9 +16,9 @@ import httpx
 import pytest
 
 from bench.servers import artifact_store_command
-from registry.client import open_http
+from registry.cli.client import open_http
+from registry.cli.events import describe, follow
 from registry.config import Settings
-from registry.events.commands import describe, follow
 from tests.events._proxy import TcpProxy
 from tests.events.test_server import push_blob, running
 

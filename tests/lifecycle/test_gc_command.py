@@ -12,8 +12,8 @@ import anyio
 from typer.testing import CliRunner
 
 from registry.cli import app as cli_app
+from registry.cli.gc import parse_duration
 from registry.config import Settings
-from registry.lifecycle.gc_commands import parse_duration
 from registry.service import blobs as blob_service
 from registry.service.registry import open_registry
 from tests.http._oci import Blob, random_blob

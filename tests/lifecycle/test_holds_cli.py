@@ -19,7 +19,8 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from registry.cli import app as cli_app
-from registry.lifecycle.hold_commands import parse_target, parse_until
+from registry.cli.holds import parse_target
+from registry.cli.retention import parse_until
 from tests.http._serve import free_port, run_cli, serving
 
 NOW = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.UTC)

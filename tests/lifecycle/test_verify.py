@@ -21,9 +21,9 @@ from typer.testing import CliRunner, Result
 from bench.servers import artifact_store_command
 from oci.digest import Digest
 from registry.cli import app as cli_app
+from registry.cli.verify import EXIT_CLEAN, EXIT_ERROR, EXIT_LEFT, EXIT_REPAIRED
 from registry.config import Settings
 from registry.lifecycle.verify import VerifyReport, verify
-from registry.lifecycle.verify_commands import EXIT_CLEAN, EXIT_ERROR, EXIT_LEFT, EXIT_REPAIRED
 from registry.meta import MetadataStore
 from registry.meta.events import BlobDeleted
 from registry.service import blobs as blob_service

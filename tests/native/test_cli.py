@@ -11,7 +11,7 @@ import httpx
 import oras.client
 import pytest
 
-from registry.client import NativeClient, scan
+from registry.cli.client import NativeClient, scan
 from tests.native.conftest import run_cli, tree
 
 pytestmark = pytest.mark.clients

@@ -24,7 +24,7 @@ never make a pull write outside the target directory.
 Memory stays bounded: files are read and written in ``CHUNK``-sized pieces.
 The connection pool keeps one connection alive per worker, so parallel
 requests never wait for a connection or pay a new handshake. Credentials
-and the token flow are ``registry.client_auth``'s.
+and the token flow are ``registry.cli.client_auth``'s.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from oci.digest import Digest
 from oci.errors import RegistryError
 from oci.native import ExternalLink, NativeFile, NativeManifest, Retention
 from registry.auth.scope import classify, scope_for
-from registry.client_auth import AuthError, ClientError, Credentials, RegistryAuth
+from registry.cli.client_auth import AuthError, ClientError, Credentials, RegistryAuth
 
 __all__ = [
     "CHUNK",

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from registry.client_auth import AuthError, Credentials, parse_challenge
+from registry.cli.client_auth import AuthError, Credentials, parse_challenge
 
 __all__ = [
     "config_path",

@@ -28,17 +28,19 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from registry.client import ClientError, open_http, raise_for
-from registry.native.commands import (
+from registry.cli.client import ClientError, open_http, raise_for
+from registry.cli.common import (
     DEFAULT_SERVER,
     PasswordOpt,
     ServerOpt,
     UsernameOpt,
     fail,
+    short_digest,
     sign_in,
+    size,
 )
 
-__all__ = ["describe", "follow", "register"]
+__all__ = ["describe", "events_app", "follow", "tail"]
 
 _BACKOFF_START = 0.5
 _BACKOFF_MAX = 15.0
@@ -46,6 +48,8 @@ _RETRIES_WITHOUT_FOLLOW = 5
 _TRANSIENT = frozenset({429, 502, 503, 504})
 
 Params = list[tuple[str, str | int | float | bool | None]]
+
+events_app = typer.Typer(help="The registry's event stream.", no_args_is_help=True)
 
 
 def follow(
@@ -103,19 +107,8 @@ def follow(
             return
 
 
-def _short(digest: Any) -> str:
-    text = str(digest)
-    algorithm, _, hexpart = text.partition(":")
-    return f"{algorithm}:{hexpart[:12]}" if hexpart else text
-
-
-def _size(n: Any) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value} B"  # pragma: no cover - the loop always returns
+def _size(count: Any) -> str:
+    return size(count, largest="GiB")  # the tail's widest unit
 
 
 def describe(event: dict[str, Any]) -> str:
@@ -124,13 +117,13 @@ def describe(event: dict[str, Any]) -> str:
     kind = event.get("type", "")
     if kind == "manifest.put":
         tags = ",".join(p.get("tags") or []) or "(untagged)"
-        return f"{tags} -> {_short(p.get('digest'))} ({_size(p.get('size', 0))})"
+        return f"{tags} -> {short_digest(p.get('digest'))} ({_size(p.get('size', 0))})"
     if kind == "blob.committed":
-        return f"{_short(p.get('sha256'))} ({_size(p.get('size', 0))})"
+        return f"{short_digest(p.get('sha256'))} ({_size(p.get('size', 0))})"
     if kind == "blob.mounted":
-        return f"{_short(p.get('sha256'))} from {p.get('from_repository', '?')}"
+        return f"{short_digest(p.get('sha256'))} from {p.get('from_repository', '?')}"
     if kind in ("blob.unlinked", "blob.deleted", "manifest.deleted", "manifest.pulled"):
-        return _short(p.get("sha256") or p.get("digest"))
+        return short_digest(p.get("sha256") or p.get("digest"))
     if kind == "tag.deleted":
         return str(p.get("tag"))
     if kind.startswith("upload."):
@@ -156,6 +149,7 @@ def _line(event: dict[str, Any]) -> Text:
     return line
 
 
+@events_app.command("tail")
 def tail(
     server: ServerOpt = DEFAULT_SERVER,
     after: Annotated[
@@ -208,9 +202,3 @@ def tail(
         raise typer.Exit(0) from None
     except ClientError as exc:
         fail(str(exc))
-
-
-def register(app: typer.Typer) -> None:
-    events = typer.Typer(help="The registry's event stream.", no_args_is_help=True)
-    events.command("tail")(tail)
-    app.add_typer(events, name="events")

@@ -12,7 +12,7 @@ import datetime as dt
 import json
 import re
 from collections.abc import Callable
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import anyio
 import typer
@@ -30,14 +30,22 @@ from rich.table import Table
 from sqlalchemy.exc import ArgumentError
 
 from oci.errors import RegistryError
+from registry.cli.common import (
+    ConfigOpt,
+    DatabaseOpt,
+    DataDirOpt,
+    StorageOpt,
+    fail,
+    settings_from_flags,
+    size,
+)
 from registry.config import ConfigError, Settings
 from registry.lifecycle import policy
 from registry.lifecycle.gc import PHASES, GcProgress, GcReport, GcRunning, collect
 from registry.service.registry import open_registry
 
-__all__ = ["parse_duration", "register"]
+__all__ = ["gc", "parse_duration"]
 
-SettingsLoader = Callable[..., Settings]
 
 _LABELS = {
     "retention": ("retention", "manifests expired"),
@@ -56,15 +64,6 @@ def parse_duration(text: str) -> dt.timedelta:
         return policy.parse_duration(value, "--grace")
     except ConfigError as exc:
         raise typer.BadParameter(str(exc)) from None
-
-
-def _size(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 def _summary(report: GcReport) -> Table:
@@ -87,77 +86,67 @@ def _summary(report: GcReport) -> Table:
             label,
             str(phase.scanned),
             removed,
-            _size(phase.bytes_freed) if name in ("blobs", "orphans") else "-",
+            size(phase.bytes_freed) if name in ("blobs", "orphans") else "-",
             f"{phase.seconds:.2f}s",
         )
     table.add_row(
         "total",
         "",
         f"{report.blobs_deleted + report.orphans_removed} blobs",
-        _size(report.bytes_freed),
+        size(report.bytes_freed),
         f"{sum(report.durations.values()):.2f}s",
         style="bold",
     )
     return table
 
 
-def register(app: typer.Typer, load: SettingsLoader) -> None:
-    """Add ``gc`` to ``app``; ``load`` builds Settings from flags (registry/cli.py)."""
-
-    @app.command("gc")
-    def gc(
-        dry_run: Annotated[
-            bool, typer.Option("--dry-run", help="Count what would be removed; change nothing.")
-        ] = False,
-        grace: Annotated[
-            str | None,
-            typer.Option(
-                "--grace",
-                help="Keep what is younger than this (90s, 30m, 1h…; default gc_grace_seconds).",
-            ),
-        ] = None,
-        as_json: Annotated[
-            bool, typer.Option("--json", help="Print the report as JSON, without a progress bar.")
-        ] = False,
-        data_dir: Annotated[str | None, typer.Option("--data-dir", help="Data directory.")] = None,
-        database_url: Annotated[
-            str | None, typer.Option("--database-url", help="Metadata database URL.")
-        ] = None,
-        storage_url: Annotated[
-            str | None, typer.Option("--storage-url", help="Blob storage URL.")
-        ] = None,
-        config: Annotated[
-            str | None, typer.Option("--config", help="TOML configuration file.")
-        ] = None,
-    ) -> None:
-        """Garbage-collect blobs nothing references (online: servers keep serving)."""
-        settings = load(
-            data_dir=data_dir, database_url=database_url, storage_url=storage_url, config=config
-        )
-        window = (
-            dt.timedelta(seconds=settings.lifecycle.gc_grace_seconds)
-            if grace is None
-            else parse_duration(grace)
-        )
-        err = Console(stderr=True)
-        try:
-            if as_json:
-                report = anyio.run(lambda: _collect(settings, dry_run, window, None))
-            else:
-                with _Bar(err) as bar:
-                    report = anyio.run(lambda: _collect(settings, dry_run, window, bar.update))
-        except GcRunning as exc:
-            _fail(str(exc), code=3)
-        except RegistryError as exc:
-            _fail(exc.message)
-        except ValueError as exc:
-            _fail(str(exc))
-        except ArgumentError:
-            _fail(f"malformed database URL {settings.database.url!r}")
+def gc(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would be removed; change nothing.")
+    ] = False,
+    grace: Annotated[
+        str | None,
+        typer.Option(
+            "--grace",
+            help="Keep what is younger than this (90s, 30m, 1h…; default gc_grace_seconds).",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the report as JSON, without a progress bar.")
+    ] = False,
+    data_dir: DataDirOpt = None,
+    database_url: DatabaseOpt = None,
+    storage_url: StorageOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Garbage-collect blobs nothing references (online: servers keep serving)."""
+    settings = settings_from_flags(
+        data_dir=data_dir, database_url=database_url, storage_url=storage_url, config=config
+    )
+    window = (
+        dt.timedelta(seconds=settings.lifecycle.gc_grace_seconds)
+        if grace is None
+        else parse_duration(grace)
+    )
+    err = Console(stderr=True)
+    try:
         if as_json:
-            typer.echo(json.dumps(report.to_json(), indent=2))
+            report = anyio.run(lambda: _collect(settings, dry_run, window, None))
         else:
-            Console().print(_summary(report))
+            with _Bar(err) as bar:
+                report = anyio.run(lambda: _collect(settings, dry_run, window, bar.update))
+    except GcRunning as exc:
+        fail(str(exc), code=3)
+    except RegistryError as exc:
+        fail(exc.message)
+    except ValueError as exc:
+        fail(str(exc))
+    except ArgumentError:
+        fail(f"malformed database URL {settings.database.url!r}")
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        Console().print(_summary(report))
 
 
 async def _collect(
@@ -201,17 +190,12 @@ class _Bar:
                 if name != event.phase:
                     self._progress.update(other, total=self._progress.tasks[other].completed)
             task = self._tasks[event.phase] = self._progress.add_task(
-                event.phase, total=event.total, removed=0, freed=_size(0)
+                event.phase, total=event.total, removed=0, freed=size(0)
             )
         self._progress.update(
             task,
             completed=event.scanned,
             total=event.total,
             removed=event.removed,
-            freed=_size(event.bytes_freed),
+            freed=size(event.bytes_freed),
         )
-
-
-def _fail(message: str, code: int = 2) -> NoReturn:
-    typer.echo(f"artifact-store: error: {message}", err=True)
-    raise typer.Exit(code)

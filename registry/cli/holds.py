@@ -1,10 +1,10 @@
-"""``artifact-store hold place|release|ls`` and ``artifact-store retention extend``.
+"""``artifact-store hold place|release|ls``, and the client ``retention extend`` shares.
 
 Like push and pull, these talk to a running registry over HTTP (``--server``,
 default http://127.0.0.1:5000; ``ARTIFACT_STORE_SERVER``), so every hold is
 placed by the same code path, under the same authorization, and recorded
 with the same actor as one placed through the API. They sign in as push and
-pull do (``registry.credentials``): ``--username``/``--password`` or
+pull do (``registry.cli.credentials``): ``--username``/``--password`` or
 ``ARTIFACT_STORE_USERNAME``/``ARTIFACT_STORE_PASSWORD``, an API token in
 ``ARTIFACT_STORE_TOKEN``, or the login ``artifact-store login`` kept.
 
@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import httpx
 import typer
@@ -26,26 +25,18 @@ import typer
 from oci.digest import Digest
 from oci.errors import RegistryError
 from oci.reference import validate_repository, validate_tag
-from registry.client import open_http, raise_for
-from registry.client_auth import ClientError, Credentials
-from registry.lifecycle.retention_commands import retention_app
-from registry.native.commands import (
+from registry.cli.client import open_http, raise_for
+from registry.cli.client_auth import ClientError, Credentials
+from registry.cli.common import (
     DEFAULT_SERVER,
     PasswordOpt,
     ServerOpt,
     UsernameOpt,
+    fail,
     sign_in,
 )
 
-__all__ = ["HoldClient", "hold_app", "parse_target", "parse_until", "register"]
-
-_DURATION = re.compile(r"(\d{1,6})([hdwy])")
-_UNITS = {
-    "h": dt.timedelta(hours=1),
-    "d": dt.timedelta(days=1),
-    "w": dt.timedelta(weeks=1),
-    "y": dt.timedelta(days=365),
-}
+__all__ = ["HoldClient", "JsonOpt", "call", "hold_app", "open_client", "parse_target"]
 
 hold_app = typer.Typer(
     help="Legal holds: keep content undeletable until released (docs/holds.md).",
@@ -108,11 +99,6 @@ class HoldClient:
         return found
 
 
-def _fail(message: str, code: int = 2) -> NoReturn:
-    typer.echo(f"artifact-store: error: {message}", err=True)
-    raise typer.Exit(code)
-
-
 def parse_target(value: str) -> tuple[str, str | None]:
     """``REPO``, ``REPO:TAG`` or ``REPO@DIGEST`` -> (repository, reference or None)."""
     if "@" in value:
@@ -124,38 +110,17 @@ def parse_target(value: str) -> tuple[str, str | None]:
     return validate_repository(value), None
 
 
-def parse_until(until: str | None, keep_for: str | None, now: dt.datetime) -> dt.datetime:
-    """``--until`` (a date or an RFC 3339 time) or ``--for`` (``90d``, ``12w``, ``2y``, ``36h``)."""
-    if (until is None) == (keep_for is None):
-        raise ValueError("give exactly one of --until and --for")
-    if keep_for is not None:
-        match = _DURATION.fullmatch(keep_for)
-        if match is None:
-            raise ValueError(f"--for expects a duration like 90d, 12w, 2y or 36h, not {keep_for!r}")
-        return now + int(match.group(1)) * _UNITS[match.group(2)]
-    assert until is not None
-    try:
-        parsed = dt.datetime.fromisoformat(until)
-    except ValueError:
-        raise ValueError(f"--until expects YYYY-MM-DD or an RFC 3339 time, not {until!r}") from None
-    if parsed.tzinfo is None:
-        if len(until) > 10:
-            raise ValueError(f"--until needs a time zone offset (or Z): {until!r}")
-        parsed = parsed.replace(tzinfo=dt.UTC)  # a bare date: midnight UTC
-    return parsed.astimezone(dt.UTC)
-
-
-def _client(server: str, username: str | None, password: str | None) -> HoldClient:
+def open_client(server: str, username: str | None, password: str | None) -> HoldClient:
     return HoldClient(server, sign_in(server, username, password))
 
 
-def _call(client: HoldClient, action: str, *args: Any) -> Any:
+def call(client: HoldClient, action: str, *args: Any) -> Any:
     try:
         return getattr(client, action)(*args)
     except ClientError as exc:  # a refusal, or AuthError: the server would not sign us in
-        _fail(str(exc), 1)
+        fail(str(exc), 1)
     except httpx.HTTPError as exc:
-        _fail(f"cannot reach the registry: {exc}")
+        fail(f"cannot reach the registry: {exc}")
 
 
 def _reference(hold: dict[str, Any]) -> str:
@@ -179,9 +144,9 @@ def place(
     try:
         repository, reference = parse_target(target)
     except RegistryError as exc:
-        _fail(exc.message)
-    with _client(server, username, password) as client:
-        hold = _call(client, "place", repository, reference, reason)
+        fail(exc.message)
+    with open_client(server, username, password) as client:
+        hold = call(client, "place", repository, reference, reason)
     if as_json:
         typer.echo(json.dumps(hold, indent=2))
         return
@@ -203,8 +168,8 @@ def release(
     password: PasswordOpt = None,
 ) -> None:
     """Release a hold; what it protected becomes deletable again."""
-    with _client(server, username, password) as client:
-        hold = _call(client, "release", hold_id, reason, repository)
+    with open_client(server, username, password) as client:
+        hold = call(client, "release", hold_id, reason, repository)
     if as_json:
         typer.echo(json.dumps(hold, indent=2))
         return
@@ -220,8 +185,8 @@ def ls(
     password: PasswordOpt = None,
 ) -> None:
     """List the active holds (of REPO, or all)."""
-    with _client(server, username, password) as client:
-        found = _call(client, "list", repository)
+    with open_client(server, username, password) as client:
+        found = call(client, "list", repository)
     if as_json:
         typer.echo(json.dumps(found, indent=2))
         return
@@ -248,40 +213,3 @@ def ls(
             hold["placed_at"],
         )  # fmt: skip
     console.print(table)
-
-
-def extend(
-    target: Annotated[str, typer.Argument(metavar="NAME:VERSION|NAME@DIGEST")],
-    until: Annotated[
-        str | None, typer.Option("--until", help="YYYY-MM-DD (UTC) or an RFC 3339 time.")
-    ] = None,
-    keep_for: Annotated[
-        str | None, typer.Option("--for", help="From now: 90d, 12w, 2y or 36h.")
-    ] = None,
-    as_json: JsonOpt = False,
-    server: ServerOpt = DEFAULT_SERVER,
-    username: UsernameOpt = None,
-    password: PasswordOpt = None,
-) -> None:
-    """Keep an artifact version longer; a date earlier than its current one is refused."""
-    try:
-        name, version = parse_target(target)
-        if version is None:
-            raise ValueError(f"expected NAME:VERSION or NAME@DIGEST, got {target!r}")
-        when = parse_until(until, keep_for, dt.datetime.now(dt.UTC).replace(microsecond=0))
-    except RegistryError as exc:
-        _fail(exc.message)
-    except ValueError as exc:
-        _fail(str(exc))
-    with _client(server, username, password) as client:
-        done = _call(client, "extend", name, version, when)
-    if as_json:
-        typer.echo(json.dumps(done, indent=2))
-        return
-    typer.echo(f"{done['name']}:{version} ({done['digest']}) is kept until {done['until']}")
-
-
-def register(app: typer.Typer) -> None:
-    """Add ``hold`` to ``app`` and ``extend`` to the ``retention`` group."""
-    app.add_typer(hold_app, name="hold")
-    retention_app.command("extend")(extend)

@@ -1,8 +1,8 @@
-"""The producer/consumer commands: push, pull, ls, show, usage, login, logout (``register``).
+"""The producer/consumer commands: push, pull, ls, show, usage.
 
-They are thin: the work is ``registry.client.NativeClient``; these parse
+They are thin: the work is ``registry.cli.client.NativeClient``; these parse
 flags, draw progress bars and print results. Every command that talks to a
-server takes ``--username``/``--password`` (``registry.credentials`` says
+server takes ``--username``/``--password`` (``registry.cli.credentials`` says
 what else it signs in with).
 """
 
@@ -12,10 +12,9 @@ import datetime as dt
 import json
 import os
 import re
-import sys
 import threading
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import httpx
 import typer
@@ -32,69 +31,31 @@ from rich.progress import (
 from oci.errors import RegistryError
 from oci.native import ExternalLink, NativeFile, NativeManifest, Retention
 from oci.reference import validate_repository, validate_tag
-from registry import credentials as stored
-from registry.client import ClientError, NativeClient, default_state_dir, raise_for
-from registry.client_auth import Credentials
+from registry.cli.client import ClientError, NativeClient, default_state_dir, raise_for
+from registry.cli.common import (
+    DEFAULT_SERVER,
+    PasswordOpt,
+    ServerOpt,
+    UsernameOpt,
+    fail,
+    sign_in,
+)
 
-__all__ = [
-    "DEFAULT_SERVER",
-    "PasswordOpt",
-    "ServerOpt",
-    "UsernameOpt",
-    "fail",
-    "parse_retention",
-    "register",
-    "sign_in",
-]
+__all__ = ["ls", "parse_retention", "pull", "push", "show", "usage"]
 
-ServerOpt = Annotated[
-    str,
-    typer.Option("--server", envvar="ARTIFACT_STORE_SERVER", help="Registry base URL."),
-]
-UsernameOpt = Annotated[
-    str | None,
-    typer.Option("--username", "-u", envvar="ARTIFACT_STORE_USERNAME", help="Sign in as USER."),
-]
-PasswordOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--password",
-        envvar="ARTIFACT_STORE_PASSWORD",
-        help="Password or API token (prefer the environment variable or `login`).",
-        show_envvar=True,
-    ),
-]
-DEFAULT_SERVER = "http://127.0.0.1:5000"
-_TOKEN_ENV = "ARTIFACT_STORE_TOKEN"
 _DURATION = re.compile(r"(\d{1,6})([dhw])")
 _UNITS = {"h": dt.timedelta(hours=1), "d": dt.timedelta(days=1), "w": dt.timedelta(weeks=1)}
 console = Console(stderr=True)
 
 
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"artifact-store: error: {message}", err=True)
-    raise typer.Exit(2)
-
-
-fail = _fail
-
-
-def sign_in(server: str, username: str | None, password: str | None) -> Credentials | None:
-    """The credentials a command uses: flags/env, then ``ARTIFACT_STORE_TOKEN``, then login."""
-    try:
-        return stored.resolve(server, username, password, os.environ.get(_TOKEN_ENV) or None)
-    except ClientError as exc:
-        _fail(str(exc))
-
-
 def _ref(value: str) -> tuple[str, str]:
     name, sep, version = value.rpartition(":")
     if not sep or not name:
-        _fail(f"expected NAME:VERSION, got {value!r}")
+        fail(f"expected NAME:VERSION, got {value!r}")
     try:
         return validate_repository(name), validate_tag(version)
     except RegistryError as exc:
-        _fail(exc.message)
+        fail(exc.message)
 
 
 def parse_retention(value: str, now: dt.datetime) -> Retention:
@@ -149,7 +110,7 @@ def push(
         links = [_link(x) for x in link or []]
         kept = None if retention is None else parse_retention(retention, created)
     except RegistryError as exc:
-        _fail(exc.message)
+        fail(exc.message)
     lock = threading.Lock()
     signed = sign_in(server, username, password)
     client = NativeClient(server, default_state_dir(), workers, credentials=signed)
@@ -170,7 +131,7 @@ def push(
                 on_scanned=scanned,
             )  # fmt: skip
         except (ClientError, RegistryError, OSError, httpx.HTTPError) as exc:
-            _fail(str(exc))
+            fail(str(exc))
     summary = ", ".join(f"{n} {how}" for how, n in counts.items() if n)
     console.print(f"pushed {name}:{version} ({summary or 'no files'})")
     typer.echo(digest)
@@ -179,7 +140,7 @@ def push(
 def _pair(value: str, sep: str, flag: str) -> tuple[str, str]:
     key, found, rest = value.partition(sep)
     if not found or not key:
-        _fail(f"{flag} expects KEY{sep}VALUE, got {value!r}")
+        fail(f"{flag} expects KEY{sep}VALUE, got {value!r}")
     return key, rest
 
 
@@ -214,7 +175,7 @@ def pull(
         try:
             manifest = client.pull(name, version, directory, advance, started)
         except (ClientError, RegistryError, OSError, httpx.HTTPError) as exc:
-            _fail(str(exc))
+            fail(str(exc))
     console.print(f"pulled {len(manifest.files)} file(s) into {directory}")
 
 
@@ -234,7 +195,7 @@ def ls(
                 created = m.get("created", "-")
                 typer.echo(f"{item['version']}\t{item['digest']}\t{created}\t{len(m['files'])}")
         except (ClientError, httpx.HTTPError) as exc:
-            _fail(str(exc))
+            fail(str(exc))
 
 
 def show(
@@ -249,7 +210,7 @@ def show(
         try:
             typer.echo(json.dumps(client.show(name, version), indent=2, sort_keys=True))
         except (ClientError, httpx.HTTPError) as exc:
-            _fail(str(exc))
+            fail(str(exc))
 
 
 def usage(
@@ -264,53 +225,5 @@ def usage(
             response = client.http.get(f"/api/v1/tenants/{tenant}/usage")
             raise_for(response, f"usage of {tenant}")
         except (ClientError, httpx.HTTPError) as exc:
-            _fail(str(exc))
+            fail(str(exc))
     typer.echo(json.dumps(response.json(), sort_keys=True))
-
-
-def login(
-    server: Annotated[str, typer.Argument(help="Registry base URL, e.g. http://host:5000.")],
-    username: UsernameOpt = None,
-    password: PasswordOpt = None,
-    password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
-    ] = False,
-) -> None:
-    """Check credentials against SERVER and keep them for later commands (mode 0600)."""
-    if "://" not in server:
-        server = "http://" + server
-    user = username or typer.prompt("Username")
-    if password_stdin:
-        secret = sys.stdin.readline().rstrip("\r\n")
-    elif password is not None:
-        secret = password
-    else:
-        secret = typer.prompt("Password", hide_input=True)
-    if not secret:
-        _fail("an empty password cannot sign in")
-    try:
-        with httpx.Client(base_url=server.rstrip("/"), timeout=60.0) as http:
-            kept = stored.login(http, user, secret)
-        path = stored.remember(server, kept)
-    except (ClientError, OSError, httpx.HTTPError) as exc:
-        _fail(str(exc))
-    how = "a refresh token" if kept.refresh_token else "the password"
-    console.print(f"Login succeeded: {user} at {stored.server_key(server)} ({how} kept in {path})")
-
-
-def logout(
-    server: Annotated[str, typer.Argument(help="Registry base URL.")],
-) -> None:
-    """Forget the stored login for SERVER."""
-    try:
-        removed = stored.forget(server)
-    except (ClientError, OSError) as exc:
-        _fail(str(exc))
-    if not removed:
-        _fail(f"not logged in to {stored.server_key(server)}")
-    console.print(f"Removed the login for {stored.server_key(server)}")
-
-
-def register(app: typer.Typer) -> None:
-    for command in (push, pull, ls, show, usage, login, logout):
-        app.command()(command)

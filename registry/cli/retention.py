@@ -1,44 +1,64 @@
-"""``artifact-store retention plan|apply``: what the rules delete, and deleting it.
+"""``artifact-store retention plan|apply|extend``: what the rules delete; keeping longer.
 
-``retention_app`` is the ``retention`` command group; other lifecycle
-commands (``retention extend``) add themselves to it and read their settings
-through ``settings()``, which uses the loader ``register`` was given.
+``plan`` and ``apply`` open the configured stores directly, as ``gc`` does.
+``extend`` talks to a running registry over HTTP, as the ``hold`` commands do
+(``registry.cli.holds``), so a date is moved by the same code path and under
+the same authorization as through the API.
 
 Exit codes: 0 done (apply: every item deleted, or nothing to do), 1 apply
-skipped some items (they were no longer eligible), 2 bad flags or
-configuration, or a store could not be reached.
+skipped some items (they were no longer eligible), or the registry refused
+an extension; 2 bad flags or configuration, or a store or the registry
+could not be reached.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import anyio
 import typer
 
+from oci.errors import RegistryError
+from registry.cli.common import (
+    DEFAULT_SERVER,
+    DatabaseOpt,
+    DataDirOpt,
+    PasswordOpt,
+    ServerOpt,
+    StorageOpt,
+    UsernameOpt,
+    fail,
+    settings_from_flags,
+    short_digest,
+)
+from registry.cli.holds import JsonOpt, call, open_client, parse_target
 from registry.config import ConfigError, Settings
 
 if TYPE_CHECKING:
     from registry.lifecycle.retention import ApplyReport, RetentionPlan
     from registry.service.registry import Registry
 
-__all__ = ["register", "retention_app", "settings"]
+__all__ = ["apply_command", "extend", "parse_until", "plan_command", "retention_app"]
 
 T = TypeVar("T")
-SettingsLoader = Callable[..., Settings]
 
 retention_app = typer.Typer(
     help="Retention: what the rules make deletable, and deleting it (docs/lifecycle.md).",
     no_args_is_help=True,
 )
 
-_loader: list[SettingsLoader] = []
+_DURATION = re.compile(r"(\d{1,6})([hdwy])")
+_UNITS = {
+    "h": dt.timedelta(hours=1),
+    "d": dt.timedelta(days=1),
+    "w": dt.timedelta(weeks=1),
+    "y": dt.timedelta(days=365),
+}
 
-DataDirOpt = Annotated[str | None, typer.Option("--data-dir", help="Data directory.")]
-DatabaseOpt = Annotated[str | None, typer.Option("--database-url", help="Metadata database URL.")]
-StorageOpt = Annotated[str | None, typer.Option("--storage-url", help="Blob storage URL.")]
 ConfigOpt = Annotated[
     str | None, typer.Option("--config", help="TOML configuration file (holds the rules).")
 ]
@@ -47,26 +67,7 @@ RepositoryOpt = Annotated[
 ]
 
 
-def register(app: typer.Typer, load: SettingsLoader) -> None:
-    """Add the ``retention`` group to ``app``; ``load`` builds Settings from flags."""
-    _loader[:] = [load]
-    app.add_typer(retention_app, name="retention")
-
-
-def settings(**flags: object) -> Settings:
-    """Settings from flags, environment and ``--config``, as every command reads them."""
-    if not _loader:
-        raise RuntimeError("retention commands are not registered")
-    return _loader[0](**flags)
-
-
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"artifact-store: error: {message}", err=True)
-    raise typer.Exit(2)
-
-
 def _run(current: Settings, action: Callable[[Registry], Awaitable[T]]) -> T:
-    from oci.errors import RegistryError
     from registry.service.registry import open_registry
 
     async def _go() -> T:
@@ -76,14 +77,9 @@ def _run(current: Settings, action: Callable[[Registry], Awaitable[T]]) -> T:
     try:
         return anyio.run(_go)
     except RegistryError as exc:
-        _fail(exc.message)
+        fail(exc.message)
     except (ConfigError, ValueError) as exc:
-        _fail(str(exc))
-
-
-def _short(digest: str) -> str:
-    algorithm, _, hex_ = digest.partition(":")
-    return f"{algorithm}:{hex_[:12]}"
+        fail(str(exc))
 
 
 def _print_plan(found: RetentionPlan) -> None:
@@ -98,7 +94,7 @@ def _print_plan(found: RetentionPlan) -> None:
         for column in ("delete", "repository", "reference", "rule", "why eligible", "unprotected"):
             table.add_column(column, overflow="fold")
         for item in found.deletions:
-            reference = f":{item.tag}" if item.tag else f"@{_short(item.digest)}"
+            reference = f":{item.tag}" if item.tag else f"@{short_digest(item.digest)}"
             table.add_row(
                 item.kind, item.repository, reference, item.rule, item.detail,
                 "; ".join(item.unprotected),
@@ -109,7 +105,7 @@ def _print_plan(found: RetentionPlan) -> None:
         for column in ("kind", "repository", "reference", "rule", "reason", "protected by"):
             kept.add_column(column, overflow="fold")
         for k in found.kept:
-            reference = f":{k.tag}" if k.tag else f"@{_short(k.digest)}"
+            reference = f":{k.tag}" if k.tag else f"@{short_digest(k.digest)}"
             kept.add_row(k.kind, k.repository, reference, k.rule, k.reason, k.protected_by)
         console.print(kept)
     tags = sum(1 for i in found.deletions if i.kind == "tag")
@@ -131,7 +127,7 @@ def plan_command(
     """List what retention would delete, each with its rule and why nothing protects it."""
     from registry.lifecycle.retention import plan
 
-    current = settings(
+    current = settings_from_flags(
         data_dir=data_dir, database_url=database_url, storage_url=storage_url, config=config
     )
     found = _run(current, lambda registry: plan(registry, repository=repository))
@@ -171,7 +167,7 @@ def apply_command(
     """Compute the plan, show it, and delete exactly its items that are still eligible."""
     from registry.lifecycle.retention import plan
 
-    current = settings(
+    current = settings_from_flags(
         data_dir=data_dir, database_url=database_url, storage_url=storage_url, config=config
     )
 
@@ -220,3 +216,56 @@ async def _apply_with_progress(
             bar.advance(task)
 
         return await apply(registry, found, dry_run=dry_run, progress=advance)
+
+
+def parse_until(until: str | None, keep_for: str | None, now: dt.datetime) -> dt.datetime:
+    """``--until`` (a date or an RFC 3339 time) or ``--for`` (``90d``, ``12w``, ``2y``, ``36h``)."""
+    if (until is None) == (keep_for is None):
+        raise ValueError("give exactly one of --until and --for")
+    if keep_for is not None:
+        match = _DURATION.fullmatch(keep_for)
+        if match is None:
+            raise ValueError(f"--for expects a duration like 90d, 12w, 2y or 36h, not {keep_for!r}")
+        return now + int(match.group(1)) * _UNITS[match.group(2)]
+    assert until is not None
+    try:
+        parsed = dt.datetime.fromisoformat(until)
+    except ValueError:
+        raise ValueError(f"--until expects YYYY-MM-DD or an RFC 3339 time, not {until!r}") from None
+    if parsed.tzinfo is None:
+        if len(until) > 10:
+            raise ValueError(f"--until needs a time zone offset (or Z): {until!r}")
+        parsed = parsed.replace(tzinfo=dt.UTC)  # a bare date: midnight UTC
+    return parsed.astimezone(dt.UTC)
+
+
+@retention_app.command("extend")
+def extend(
+    target: Annotated[str, typer.Argument(metavar="NAME:VERSION|NAME@DIGEST")],
+    until: Annotated[
+        str | None, typer.Option("--until", help="YYYY-MM-DD (UTC) or an RFC 3339 time.")
+    ] = None,
+    keep_for: Annotated[
+        str | None, typer.Option("--for", help="From now: 90d, 12w, 2y or 36h.")
+    ] = None,
+    as_json: JsonOpt = False,
+    server: ServerOpt = DEFAULT_SERVER,
+    username: UsernameOpt = None,
+    password: PasswordOpt = None,
+) -> None:
+    """Keep an artifact version longer; a date earlier than its current one is refused."""
+    try:
+        name, version = parse_target(target)
+        if version is None:
+            raise ValueError(f"expected NAME:VERSION or NAME@DIGEST, got {target!r}")
+        when = parse_until(until, keep_for, dt.datetime.now(dt.UTC).replace(microsecond=0))
+    except RegistryError as exc:
+        fail(exc.message)
+    except ValueError as exc:
+        fail(str(exc))
+    with open_client(server, username, password) as client:
+        done = call(client, "extend", name, version, when)
+    if as_json:
+        typer.echo(json.dumps(done, indent=2))
+        return
+    typer.echo(f"{done['name']}:{version} ({done['digest']}) is kept until {done['until']}")
