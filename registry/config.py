@@ -12,7 +12,7 @@ annotation.
 
 This module knows nothing of the features it configures: the lifecycle
 policy (the TOML file's ``[retention]`` and ``[[immutable_tags]]`` tables)
-is kept here as plain data and parsed by ``registry.lifecycle.policy``.
+is kept here as plain data and parsed by ``registry.rules.policy``.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ class LifecycleSettings:
     # (repository, digest) per this many seconds (docs/lifecycle.md).
     pull_record_seconds: float = 3600.0
     # The TOML file's [retention] and [[immutable_tags]] tables as they were
-    # written; registry/lifecycle/policy.py parses them. Not settable by flag or env.
+    # written; registry/rules/policy.py parses them. Not settable by flag or env.
     policy: Mapping[str, Any] = field(default_factory=dict)
 
 

@@ -23,7 +23,7 @@ import typer
 from registry.cli import credentials
 from registry.cli.client_auth import ClientError, Credentials
 from registry.config import ConfigError, Settings, load_settings
-from registry.lifecycle.policy import policy_of
+from registry.rules.policy import policy_of
 
 __all__ = [
     "DEFAULT_SERVER",

@@ -40,8 +40,8 @@ from registry.cli.common import (
     size,
 )
 from registry.config import ConfigError, Settings
-from registry.lifecycle import policy
 from registry.lifecycle.gc import PHASES, GcProgress, GcReport, GcRunning, collect
+from registry.rules import policy
 from registry.service.registry import open_registry
 
 __all__ = ["gc", "parse_duration"]

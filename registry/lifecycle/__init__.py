@@ -1,4 +1,7 @@
-"""Lifecycle: retention policies, legal holds, immutable tags, garbage collection, scrub.
+"""Lifecycle: retention, legal holds, garbage collection, pull records, scrub.
+
+The policy they follow (retention rules and classes, immutable tags) is
+parsed by ``registry.rules.policy``; the protection rules are ``registry.rules``.
 
 Everything here decides from the metadata views and the event log, and
 changes state only through MetadataStore, so every deletion, hold and
@@ -12,7 +15,6 @@ its name, so it is not re-exported here).
 from __future__ import annotations
 
 from registry.lifecycle.gc import GcReport, collect
-from registry.lifecycle.policy import LifecyclePolicy, parse_policy, policy_of
 from registry.lifecycle.pulls import PullRecorder
 from registry.lifecycle.retention import ApplyReport, RetentionPlan, apply, plan
 from registry.lifecycle.verify import VerifyReport
@@ -20,13 +22,10 @@ from registry.lifecycle.verify import VerifyReport
 __all__ = [
     "ApplyReport",
     "GcReport",
-    "LifecyclePolicy",
     "PullRecorder",
     "RetentionPlan",
     "VerifyReport",
     "apply",
     "collect",
-    "parse_policy",
     "plan",
-    "policy_of",
 ]

@@ -33,7 +33,6 @@ import datetime as dt
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import anyio
 import anyio.to_thread
@@ -43,11 +42,9 @@ from registry.lifecycle._verify_scan import Finding, Scan, Stored, VerifyReport,
 from registry.meta import holds
 from registry.meta import verify_queries as checks
 from registry.meta.events import BlobCommitted, BlobDeleted, BlobUnlinked
+from registry.service.registry import Registry
 from storage.errors import BlobNotFound
 from storage.hashing import ContentHasher
-
-if TYPE_CHECKING:  # registry.service imports this package (policy): annotations only
-    from registry.service.registry import Registry
 
 __all__ = ["repair"]
 

@@ -11,19 +11,16 @@ import datetime as dt
 import functools
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import anyio
 
 from oci.digest import Digest
 from registry.meta import verify_queries as checks
+from registry.service.registry import Registry
 from storage.base import BlobInfo, BlobStore
 from storage.errors import BlobNotFound
 from storage.hashing import ContentHasher
-
-if TYPE_CHECKING:
-    # Only for annotations: registry.service imports this package (open_registry's policy).
-    from registry.service.registry import Registry
 
 __all__ = [
     "DEFAULT_GRACE",

@@ -42,8 +42,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from registry.lifecycle.policy import FOREVER, LifecyclePolicy, format_duration
 from registry.meta.holds import Protected
+from registry.rules.policy import FOREVER, LifecyclePolicy, format_duration
 
 __all__ = [
     "NATIVE_RULE",

@@ -40,7 +40,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import anyio
 
@@ -48,9 +48,7 @@ from oci.errors import RegistryError
 from registry.lifecycle import _gc_sweep as sweep
 from registry.lifecycle import retention
 from registry.lifecycle._lease import GcRunning, gc_lease
-
-if TYPE_CHECKING:  # registry.service imports this package (policy): no cycle at run time
-    from registry.service.registry import Registry
+from registry.service.registry import Registry
 
 __all__ = [
     "DEFAULT_GRACE",

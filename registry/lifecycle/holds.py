@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from oci.digest import Digest
 from oci.errors import Denied, ManifestUnknown, NameUnknown, Unsupported
 from oci.reference import validate_repository, validate_tag
 from registry.meta import HoldRecord
-
-if TYPE_CHECKING:  # registry.service imports this package (policy): annotations only
-    from registry.service.registry import Registry
+from registry.service.registry import Registry
 
 __all__ = [
     "MAX_REASON",

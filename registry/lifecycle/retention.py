@@ -30,7 +30,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -46,15 +46,12 @@ from registry.lifecycle.eligibility import (
     evaluate,
     native_retention,
 )
-from registry.lifecycle.policy import LifecyclePolicy, policy_of
 from registry.meta import Transaction, retention_queries
 from registry.meta.events import ManifestDeleted, TagDeleted
 from registry.meta.holds import protected
 from registry.rules import Rules
-
-if TYPE_CHECKING:
-    # Only for annotations: registry.service imports this package (open_registry's policy).
-    from registry.service.registry import Registry
+from registry.rules.policy import LifecyclePolicy, policy_of
+from registry.service.registry import Registry
 
 __all__ = ["ApplyReport", "RetentionPlan", "Skipped", "apply", "plan"]
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import anyio
 
@@ -46,9 +45,7 @@ from registry.lifecycle._verify_scan import (
     VerifyReport,
 )
 from registry.meta import verify_queries
-
-if TYPE_CHECKING:  # registry.service imports this package (policy): annotations only
-    from registry.service.registry import Registry
+from registry.service.registry import Registry
 
 __all__ = [
     "DEFAULT_GRACE",

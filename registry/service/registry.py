@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator
 import anyio
 
 from registry.config import Settings
-from registry.lifecycle.policy import policy_of
 from registry.meta import MetadataStore
 from registry.rules import Rules
+from registry.rules.policy import policy_of
 from registry.service.writes import Writes
 from storage.base import BlobStore
 from storage.url import open_store

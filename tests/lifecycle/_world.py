@@ -19,9 +19,9 @@ import sqlalchemy as sa
 from oci import native
 from oci.digest import Digest
 from registry.config import LifecycleSettings
-from registry.lifecycle.policy import parse_policy
 from registry.meta import EventRecord, MetadataStore
 from registry.meta.tables import manifests, tags
+from registry.rules.policy import parse_policy
 from registry.service.registry import Registry, rules_of
 from registry.service.writes import Writes
 from tests.meta._content import Pushed, blob, image, index

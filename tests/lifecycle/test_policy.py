@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from registry.config import ConfigError, load_settings
-from registry.lifecycle.policy import (
+from registry.rules.policy import (
     DEFAULT_POLICY,
     FOREVER,
     TagPattern,
