@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from registry.meta.holds import Protected
+from registry.meta.retention_queries import RetainedManifest
 from registry.rules.policy import FOREVER, LifecyclePolicy, format_duration
 
 __all__ = [
@@ -89,19 +90,8 @@ class TagRow:
     pushed_at: dt.datetime
 
 
-@dataclass(frozen=True, slots=True)
-class ManifestRow:
-    digest: str
-    created_at: dt.datetime
-    touched_at: dt.datetime | None
-    pulled_at: dt.datetime | None
-    subject: str | None
-    retention_class: str | None
-    retain_until: dt.datetime | None
-
-    @property
-    def untagged_since(self) -> dt.datetime:
-        return self.touched_at or self.created_at
+# A manifest as retention reads it from the views.
+ManifestRow = RetainedManifest
 
 
 @dataclass(frozen=True, slots=True)

@@ -152,7 +152,7 @@ async def _snapshot(conn: AsyncConnection, repository: str) -> Snapshot:
     tag_rows = await retention_queries.tag_states(conn, repository)
     manifest_rows = await retention_queries.manifest_states(conn, repository)
     references = await retention_queries.index_references(conn, repository)
-    rows = {row.digest: ManifestRow(**row._asdict()) for row in manifest_rows}
+    rows = {row.digest: row for row in manifest_rows}
     parents: dict[str, set[str]] = defaultdict(set)
     for parent, child in references:
         parents[child].add(parent)
@@ -210,8 +210,7 @@ async def _tag_state(conn: AsyncConnection, repo: str, tag: str) -> TagRow | Non
 
 
 async def _manifest_row(conn: AsyncConnection, repo: str, digest: str) -> ManifestRow | None:
-    row = await retention_queries.manifest_state(conn, repo, digest)
-    return None if row is None else ManifestRow(**row._asdict())
+    return await retention_queries.manifest_state(conn, repo, digest)
 
 
 async def _recheck_tag(

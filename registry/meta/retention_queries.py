@@ -8,6 +8,7 @@ transaction before each deletion.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import sqlalchemy as sa
@@ -40,7 +41,8 @@ _MANIFEST_COLUMNS = (
 )
 
 
-class RetainedManifest(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class RetainedManifest:
     """What retention decides a manifest by."""
 
     digest: str
@@ -50,6 +52,10 @@ class RetainedManifest(NamedTuple):
     subject: str | None
     retention_class: str | None
     retain_until: dt.datetime | None
+
+    @property
+    def untagged_since(self) -> dt.datetime:
+        return self.touched_at or self.created_at
 
 
 class TagState(NamedTuple):
