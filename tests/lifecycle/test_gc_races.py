@@ -36,16 +36,19 @@ from tests.http._oci import (
 from tests.lifecycle._gc_env import (
     HOUR,
     Env,
+    clock,
+    clocked_env,
     env,
     open_env,
     push_image,
     s3_env,
     settings,
 )
+from tests.meta._clock import ManualClock
 from tests.meta.conftest import UrlFactory, make_url
 
 # Fixtures this module uses.
-__all__ = ["env", "make_url", "s3_env", "settings"]
+__all__ = ["clock", "clocked_env", "env", "make_url", "s3_env", "settings"]
 
 pytestmark = pytest.mark.anyio
 
@@ -116,6 +119,23 @@ async def test_a_mount_racing_the_link_sweep_keeps_the_blob(env: Env) -> None:
     report = await env.gc(hours=2)
     assert report.blobs_deleted == 0
     await env.pulls("gc/target", "v1")
+
+
+async def test_a_blob_uploaded_again_during_the_link_sweep_keeps_its_link(
+    clocked_env: Env, clock: ManualClock
+) -> None:
+    """The locked re-check holds the link to the grace window, not only to references."""
+    env = clocked_env
+    layer = random_blob()
+    await push_blob(env.client, "gc/app", layer)
+    clock.advance(2 * HOUR)
+    cutoff = clock.now - HOUR  # the link is an hour past it when the scan runs
+    candidates = await _link_candidates(env, cutoff)
+    assert candidates == [sweep.LinkCandidate("gc/app", str(layer.digest))]
+
+    await push_blob(env.client, "gc/app", layer)  # re-linked now: after the cutoff
+    assert await sweep.remove_links(env.meta, candidates, cutoff) == 0
+    assert (await env.client.get(f"/v2/gc/app/blobs/{layer.digest}")).content == layer.data
 
 
 async def test_a_mount_after_the_link_went_starts_an_upload_instead(env: Env) -> None:
