@@ -43,6 +43,7 @@ from tests.lifecycle._gc_env import (
     push_image,
     s3_env,
     settings,
+    store_orphan,
 )
 from tests.meta._clock import ManualClock
 from tests.meta.conftest import UrlFactory, make_url
@@ -188,6 +189,20 @@ async def test_a_hold_placed_during_the_sweep_keeps_the_link(env: Env) -> None:
     candidates = await _link_candidates(env, cutoff)
     await env.registry.writes.place_hold("gc/app", None, "preserve", actor="legal")
     assert await sweep.remove_links(env.meta, candidates, cutoff) == 0
+
+
+async def test_an_upload_recorded_during_the_orphan_sweep_keeps_its_bytes(env: Env) -> None:
+    """Bytes the scan took for an orphan gained a row since: the locked re-check keeps them."""
+    layer = random_blob()
+    orphan = await store_orphan(env.store.inner, layer.data)  # a storage commit, no row yet
+    cutoff = dt.datetime.now(dt.UTC) + HOUR
+    scan = sweep.scan_orphans(env.meta, env.store.inner, cutoff)
+    found = [info async for _, page in scan for info in page]
+    assert found == [orphan]
+
+    await push_blob(env.client, "gc/app", layer)  # finds the bytes in place, records the row
+    assert await sweep.delete_orphan(env.meta, env.store.inner, orphan) is False
+    assert (await env.client.get(f"/v2/gc/app/blobs/{layer.digest}")).content == layer.data
 
 
 async def test_a_run_that_dies_after_deleting_bytes_loses_nothing(env: Env) -> None:
