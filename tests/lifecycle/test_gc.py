@@ -15,7 +15,9 @@ import pytest
 from oci.digest import Digest
 from registry.config import LifecycleSettings, Settings
 from registry.lifecycle import _gc_sweep as sweep
+from registry.lifecycle import gc
 from registry.meta import MetadataStore
+from storage.base import BlobStore
 from storage.errors import BlobNotFound
 from storage.filesystem import FsBlobStore
 from tests.http._oci import (
@@ -223,6 +225,42 @@ async def test_the_scans_page_through_everything(env: Env, monkeypatch: pytest.M
             await env.store.inner.stat(orphan.sha256)
     for i in range(3):
         await env.pulls(f"gc/page{i}", "v1")
+
+
+async def test_the_locked_re_checks_take_every_candidate_a_few_at_a_time(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches of two under the lock: none skipped, none larger than a batch."""
+    monkeypatch.setattr(gc, "_LOCKED_BATCH", 2)
+    batches: list[int] = []
+    remove_links, sweep_blobs = sweep.remove_links, sweep.sweep_blobs
+
+    async def counted_links(
+        meta: MetadataStore, candidates: list[sweep.LinkCandidate], cutoff: dt.datetime
+    ) -> int:
+        batches.append(len(candidates))
+        return await remove_links(meta, candidates, cutoff)
+
+    async def counted_blobs(
+        meta: MetadataStore,
+        store: BlobStore,
+        candidates: list[sweep.BlobCandidate],
+        cutoff: dt.datetime,
+    ) -> list[int | None]:
+        batches.append(len(candidates))
+        return await sweep_blobs(meta, store, candidates, cutoff)
+
+    monkeypatch.setattr(sweep, "remove_links", counted_links)
+    monkeypatch.setattr(sweep, "sweep_blobs", counted_blobs)
+    garbage = [random_blob() for _ in range(5)]
+    for blob in garbage:
+        await push_blob(env.client, "gc/app", blob)
+
+    report = await env.gc(hours=2)
+    assert (report.links_removed, report.blobs_deleted) == (5, 5)
+    assert batches == [2, 2, 1, 2, 2, 1]  # the links, then the blobs
+    for blob in garbage:
+        assert not await env.stored(blob)
 
 
 async def test_orphaned_bytes_go_after_the_grace_window_and_staged_uploads_stay(env: Env) -> None:
