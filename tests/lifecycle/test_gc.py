@@ -16,6 +16,7 @@ from oci.digest import Digest
 from registry.config import LifecycleSettings, Settings
 from registry.lifecycle import _gc_sweep as sweep
 from registry.lifecycle import gc
+from registry.lifecycle.gc import collect
 from registry.meta import MetadataStore
 from storage.base import BlobStore
 from storage.errors import BlobNotFound
@@ -29,7 +30,10 @@ from tests.http._oci import (
     random_blob,
 )
 from tests.lifecycle._gc_env import (
+    HOUR,
     Env,
+    clock,
+    clocked_env,
     env,
     open_env,
     push_image,
@@ -37,10 +41,11 @@ from tests.lifecycle._gc_env import (
     settings,
     store_orphan,
 )
+from tests.meta._clock import ManualClock
 from tests.meta.conftest import UrlFactory, make_url
 
 # Fixtures this module uses.
-__all__ = ["env", "make_url", "s3_env", "settings"]
+__all__ = ["clock", "clocked_env", "env", "make_url", "s3_env", "settings"]
 
 pytestmark = pytest.mark.anyio
 
@@ -85,6 +90,22 @@ async def test_unlinking_restarts_the_blob_s_own_grace(env: Env) -> None:
     second = await env.gc(grace=dt.timedelta(0))
     assert (second.links_removed, second.blobs_deleted) == (0, 1)
     assert not await env.stored(layer)
+
+
+async def test_uploading_a_blob_again_restarts_its_link_s_grace(
+    clocked_env: Env, clock: ManualClock
+) -> None:
+    env = clocked_env
+    layer = random_blob()
+    await push_blob(env.client, "gc/app", layer)
+    clock.advance(2 * HOUR)
+    await push_blob(env.client, "gc/app", layer)  # the link's grace runs from here
+
+    soon = await collect(env.registry, grace=HOUR, now=clock.now + HOUR / 2)
+    assert (soon.links_removed, soon.blobs_deleted) == (0, 0)
+    assert (await env.client.head(f"/v2/gc/app/blobs/{layer.digest}")).status_code == 200
+    later = await collect(env.registry, grace=HOUR, now=clock.now + 2 * HOUR)
+    assert later.links_removed == 1
 
 
 async def test_tagged_and_digest_only_manifests_keep_their_blobs(env: Env) -> None:
