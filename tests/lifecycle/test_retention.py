@@ -381,6 +381,29 @@ async def test_a_hold_placed_after_planning_stops_apply(world: World) -> None:
     assert await world.head() == head
 
 
+async def test_a_hold_on_a_tag_s_manifest_placed_after_planning_keeps_the_tag(
+    world: World,
+) -> None:
+    """The store would let the tag go (the hold names the manifest); retention keeps it."""
+    world.configure('[[retention.rules]]\nname = "r"\nrepository = "team/**"\nkeep_last = 0\n')
+    target = await world.push(REPO, "t")
+    found = await plan(world.registry)
+    assert _rows(found) == [
+        ("tag", "t", "keep-last"),
+        ("manifest", str(target.digest), "last-tag-expired"),
+    ]
+    hold = await world.writes.place_hold(REPO, str(target.digest), "litigation", actor="legal")
+    head = await world.head()
+    report = await apply(world.registry, found)
+    assert report.deleted == []
+    assert [s.reason for s in report.skipped] == [
+        f"a legal hold now covers it: {hold.id}",
+        "tagged: t",
+    ]
+    assert await world.tags(REPO) == ["t"]
+    assert await world.head() == head
+
+
 async def test_immutable_tags_are_never_planned_nor_deleted(world: World) -> None:
     world.configure(
         '[[retention.rules]]\nname = "r"\nrepository = "team/**"\nkeep_last = 0\n'
