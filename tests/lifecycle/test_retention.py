@@ -495,6 +495,22 @@ async def test_a_pull_after_planning_saves_an_idle_tag(world: World) -> None:
     assert await world.tags(REPO) == ["idle"]
 
 
+async def test_an_index_pushed_after_planning_keeps_the_child_it_references(
+    world: World,
+) -> None:
+    world.configure(
+        '[[retention.rules]]\nname = "g"\nrepository = "team/**"\nuntagged_grace = "0s"\n'
+    )
+    child = await world.push(REPO)
+    found = await plan(world.registry, now=mark() + DAY)
+    assert _rows(found) == [("manifest", str(child.digest), "untagged-grace")]
+    parent = await world.index(REPO, [child], "v1")
+    report = await apply(world.registry, found)
+    assert report.deleted == []
+    assert [s.reason for s in report.skipped] == [f"index {parent.digest} references it"]
+    assert await world.exists(REPO, child.digest)
+
+
 async def test_replaying_the_log_after_apply_gives_the_same_views(world: World) -> None:
     await _mixed(world)
     await apply(world.registry, await plan(world.registry))
