@@ -16,7 +16,8 @@ so the log has no gaps at any instant a reader can observe. The cost is
 that metadata writes are serial; each is a handful of small statements,
 and blob bytes (the heavy part of a push) never pass through here.
 
-Timestamps come from this process's clock but never run backwards in the
+Timestamps come from the store's clock (this process's UTC clock unless the
+store was opened with another, as tests do) but never run backwards in the
 log: an event's ts is at least its predecessor's, so "the log up to time t"
 is always a prefix, which is what ``tag_at`` relies on.
 """
@@ -24,7 +25,7 @@ is always a prefix, which is what ``tag_at`` relies on.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -41,15 +42,26 @@ from registry.meta.events import (
 from registry.meta.records import EventRecord
 from registry.meta.tables import events
 
-__all__ = ["append_event", "read_events", "tag_at"]
+__all__ = ["Clock", "append_event", "read_events", "tag_at", "utc_now"]
+
+Clock = Callable[[], dt.datetime]
+"""Where events get their time: a callable returning an aware datetime."""
 
 _HISTORY_TYPES = (ManifestPut.TYPE, ManifestDeleted.TYPE, TagDeleted.TYPE)
 _HISTORY_BATCH = 200
 
 
-async def append_event(conn: AsyncConnection, event: Event, actor: str) -> EventRecord:
+def utc_now() -> dt.datetime:
+    """The real clock, in UTC: every store's clock unless it is given another."""
+    return dt.datetime.now(dt.UTC)
+
+
+async def append_event(
+    conn: AsyncConnection, event: Event, actor: str, clock: Clock = utc_now
+) -> EventRecord:
     """Append ``event`` as the next seq; the caller holds the write lock (see above).
 
+    Its ``ts`` is ``clock()``, or its predecessor's if that is later.
     Returns the record written, whose ``ts`` the projector folds in.
     """
     last = (
@@ -58,7 +70,7 @@ async def append_event(conn: AsyncConnection, event: Event, actor: str) -> Event
         )
     ).first()
     seq = 1 if last is None else last.seq + 1
-    ts = dt.datetime.now(dt.UTC)
+    ts = clock()
     if last is not None and last.ts > ts:
         ts = last.ts  # the clock stepped back; keep the log ordered in time
     await conn.execute(

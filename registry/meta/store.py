@@ -54,20 +54,24 @@ class Transaction:
     queries); ``append_event`` records an event and projects it.
     """
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, clock: log.Clock = log.utc_now) -> None:
         self.conn = conn
+        self._clock = clock
 
     async def append_event(self, event: Event, actor: str) -> int:
         """Append ``event`` to the log and fold it into the views; returns its seq."""
-        record = await log.append_event(self.conn, event, actor)
+        record = await log.append_event(self.conn, event, actor, self._clock)
         await projector.apply(self.conn, event, record.ts)
         return record.seq
 
 
 class MetadataStore:
-    def __init__(self, engine: AsyncEngine, url: sa.URL) -> None:
+    """The metadata database; ``clock`` stamps the events it appends (default: real UTC)."""
+
+    def __init__(self, engine: AsyncEngine, url: sa.URL, clock: log.Clock = log.utc_now) -> None:
         self._engine = engine
         self._url = url
+        self._clock = clock
         # The hot reads on SQLite skip the async engine (_sqlite_reads.py).
         self._fast = SqliteReads(str(url.database)) if url.get_backend_name() == "sqlite" else None
 
@@ -80,7 +84,7 @@ class MetadataStore:
         """The one way to write: check (the rules), then ``append_event``, then commit."""
         with self._translate():
             async with write_transaction(self._engine) as conn:
-                yield Transaction(conn)
+                yield Transaction(conn, self._clock)
 
     @contextlib.asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncConnection]:
@@ -90,8 +94,11 @@ class MetadataStore:
                 yield conn
 
     @classmethod
-    async def open(cls, url: str) -> MetadataStore:
-        """Connect and migrate to head; an unreachable database is BackendUnavailable."""
+    async def open(cls, url: str, clock: log.Clock = log.utc_now) -> MetadataStore:
+        """Connect and migrate to head; an unreachable database is BackendUnavailable.
+
+        ``clock`` gives the appended events their time (tests move it by hand).
+        """
         parsed = normalize_url(url)
         engine = connect_engine(parsed)
         try:
@@ -100,7 +107,7 @@ class MetadataStore:
         except BaseException:
             await dispose(engine)
             raise
-        return cls(engine, parsed)
+        return cls(engine, parsed, clock)
 
     async def close(self) -> None:
         if self._fast is not None:
@@ -212,7 +219,7 @@ class MetadataStore:
 
     async def expired_uploads(self, idle: dt.timedelta) -> list[UploadRecord]:
         """Active uploads untouched for longer than ``idle``, oldest first."""
-        cutoff = dt.datetime.now(dt.UTC) - idle
+        cutoff = self._clock() - idle
         async with self.reading() as conn:
             return await queries.expired_uploads(conn, cutoff)
 

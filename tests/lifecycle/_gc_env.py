@@ -37,12 +37,15 @@ from tests.http._oci import (
     push_blob,
     push_manifest,
 )
+from tests.meta._clock import ManualClock
 from tests.meta.conftest import UrlFactory
 
 __all__ = [
     "HOUR",
     "Env",
     "HookedStore",
+    "clock",
+    "clocked_env",
     "env",
     "open_env",
     "push_image",
@@ -170,6 +173,22 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 async def env(make_url: UrlFactory, tmp_path: Path, settings: Settings) -> AsyncIterator[Env]:
     meta = await MetadataStore.open(make_url())
+    async for value in open_env(meta, FsBlobStore(tmp_path / "blobs"), settings):
+        yield value
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """The time ``clocked_env``'s metadata stamps its events with; tests move it."""
+    return ManualClock()
+
+
+@pytest.fixture
+async def clocked_env(
+    make_url: UrlFactory, tmp_path: Path, settings: Settings, clock: ManualClock
+) -> AsyncIterator[Env]:
+    """``env`` whose events (and so links' and blobs' grace clocks) carry ``clock``'s time."""
+    meta = await MetadataStore.open(make_url(), clock=clock)
     async for value in open_env(meta, FsBlobStore(tmp_path / "blobs"), settings):
         yield value
 

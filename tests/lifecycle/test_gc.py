@@ -15,7 +15,10 @@ import pytest
 from oci.digest import Digest
 from registry.config import LifecycleSettings, Settings
 from registry.lifecycle import _gc_sweep as sweep
+from registry.lifecycle import gc
+from registry.lifecycle.gc import collect
 from registry.meta import MetadataStore
+from storage.base import BlobStore
 from storage.errors import BlobNotFound
 from storage.filesystem import FsBlobStore
 from tests.http._oci import (
@@ -27,7 +30,10 @@ from tests.http._oci import (
     random_blob,
 )
 from tests.lifecycle._gc_env import (
+    HOUR,
     Env,
+    clock,
+    clocked_env,
     env,
     open_env,
     push_image,
@@ -35,10 +41,11 @@ from tests.lifecycle._gc_env import (
     settings,
     store_orphan,
 )
+from tests.meta._clock import ManualClock
 from tests.meta.conftest import UrlFactory, make_url
 
 # Fixtures this module uses.
-__all__ = ["env", "make_url", "s3_env", "settings"]
+__all__ = ["clock", "clocked_env", "env", "make_url", "s3_env", "settings"]
 
 pytestmark = pytest.mark.anyio
 
@@ -83,6 +90,22 @@ async def test_unlinking_restarts_the_blob_s_own_grace(env: Env) -> None:
     second = await env.gc(grace=dt.timedelta(0))
     assert (second.links_removed, second.blobs_deleted) == (0, 1)
     assert not await env.stored(layer)
+
+
+async def test_uploading_a_blob_again_restarts_its_link_s_grace(
+    clocked_env: Env, clock: ManualClock
+) -> None:
+    env = clocked_env
+    layer = random_blob()
+    await push_blob(env.client, "gc/app", layer)
+    clock.advance(2 * HOUR)
+    await push_blob(env.client, "gc/app", layer)  # the link's grace runs from here
+
+    soon = await collect(env.registry, grace=HOUR, now=clock.now + HOUR / 2)
+    assert (soon.links_removed, soon.blobs_deleted) == (0, 0)
+    assert (await env.client.head(f"/v2/gc/app/blobs/{layer.digest}")).status_code == 200
+    later = await collect(env.registry, grace=HOUR, now=clock.now + 2 * HOUR)
+    assert later.links_removed == 1
 
 
 async def test_tagged_and_digest_only_manifests_keep_their_blobs(env: Env) -> None:
@@ -223,6 +246,42 @@ async def test_the_scans_page_through_everything(env: Env, monkeypatch: pytest.M
             await env.store.inner.stat(orphan.sha256)
     for i in range(3):
         await env.pulls(f"gc/page{i}", "v1")
+
+
+async def test_the_locked_re_checks_take_every_candidate_a_few_at_a_time(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches of two under the lock: none skipped, none larger than a batch."""
+    monkeypatch.setattr(gc, "_LOCKED_BATCH", 2)
+    batches: list[int] = []
+    remove_links, sweep_blobs = sweep.remove_links, sweep.sweep_blobs
+
+    async def counted_links(
+        meta: MetadataStore, candidates: list[sweep.LinkCandidate], cutoff: dt.datetime
+    ) -> int:
+        batches.append(len(candidates))
+        return await remove_links(meta, candidates, cutoff)
+
+    async def counted_blobs(
+        meta: MetadataStore,
+        store: BlobStore,
+        candidates: list[sweep.BlobCandidate],
+        cutoff: dt.datetime,
+    ) -> list[int | None]:
+        batches.append(len(candidates))
+        return await sweep_blobs(meta, store, candidates, cutoff)
+
+    monkeypatch.setattr(sweep, "remove_links", counted_links)
+    monkeypatch.setattr(sweep, "sweep_blobs", counted_blobs)
+    garbage = [random_blob() for _ in range(5)]
+    for blob in garbage:
+        await push_blob(env.client, "gc/app", blob)
+
+    report = await env.gc(hours=2)
+    assert (report.links_removed, report.blobs_deleted) == (5, 5)
+    assert batches == [2, 2, 1, 2, 2, 1]  # the links, then the blobs
+    for blob in garbage:
+        assert not await env.stored(blob)
 
 
 async def test_orphaned_bytes_go_after_the_grace_window_and_staged_uploads_stay(env: Env) -> None:

@@ -36,16 +36,20 @@ from tests.http._oci import (
 from tests.lifecycle._gc_env import (
     HOUR,
     Env,
+    clock,
+    clocked_env,
     env,
     open_env,
     push_image,
     s3_env,
     settings,
+    store_orphan,
 )
+from tests.meta._clock import ManualClock
 from tests.meta.conftest import UrlFactory, make_url
 
 # Fixtures this module uses.
-__all__ = ["env", "make_url", "s3_env", "settings"]
+__all__ = ["clock", "clocked_env", "env", "make_url", "s3_env", "settings"]
 
 pytestmark = pytest.mark.anyio
 
@@ -118,6 +122,23 @@ async def test_a_mount_racing_the_link_sweep_keeps_the_blob(env: Env) -> None:
     await env.pulls("gc/target", "v1")
 
 
+async def test_a_blob_uploaded_again_during_the_link_sweep_keeps_its_link(
+    clocked_env: Env, clock: ManualClock
+) -> None:
+    """The locked re-check holds the link to the grace window, not only to references."""
+    env = clocked_env
+    layer = random_blob()
+    await push_blob(env.client, "gc/app", layer)
+    clock.advance(2 * HOUR)
+    cutoff = clock.now - HOUR  # the link is an hour past it when the scan runs
+    candidates = await _link_candidates(env, cutoff)
+    assert candidates == [sweep.LinkCandidate("gc/app", str(layer.digest))]
+
+    await push_blob(env.client, "gc/app", layer)  # re-linked now: after the cutoff
+    assert await sweep.remove_links(env.meta, candidates, cutoff) == 0
+    assert (await env.client.get(f"/v2/gc/app/blobs/{layer.digest}")).content == layer.data
+
+
 async def test_a_mount_after_the_link_went_starts_an_upload_instead(env: Env) -> None:
     layer = random_blob()
     await push_blob(env.client, "gc/source", layer)
@@ -168,6 +189,20 @@ async def test_a_hold_placed_during_the_sweep_keeps_the_link(env: Env) -> None:
     candidates = await _link_candidates(env, cutoff)
     await env.registry.writes.place_hold("gc/app", None, "preserve", actor="legal")
     assert await sweep.remove_links(env.meta, candidates, cutoff) == 0
+
+
+async def test_an_upload_recorded_during_the_orphan_sweep_keeps_its_bytes(env: Env) -> None:
+    """Bytes the scan took for an orphan gained a row since: the locked re-check keeps them."""
+    layer = random_blob()
+    orphan = await store_orphan(env.store.inner, layer.data)  # a storage commit, no row yet
+    cutoff = dt.datetime.now(dt.UTC) + HOUR
+    scan = sweep.scan_orphans(env.meta, env.store.inner, cutoff)
+    found = [info async for _, page in scan for info in page]
+    assert found == [orphan]
+
+    await push_blob(env.client, "gc/app", layer)  # finds the bytes in place, records the row
+    assert await sweep.delete_orphan(env.meta, env.store.inner, orphan) is False
+    assert (await env.client.get(f"/v2/gc/app/blobs/{layer.digest}")).content == layer.data
 
 
 async def test_a_run_that_dies_after_deleting_bytes_loses_nothing(env: Env) -> None:

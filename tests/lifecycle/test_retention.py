@@ -1,7 +1,8 @@
 """Retention plan and apply: every rule explained, protections honoured, apply == plan.
 
 Every test runs on SQLite and on PostgreSQL (tests/meta/conftest.py). Time
-is controlled through ``plan(now=...)`` (see tests/lifecycle/_world.py).
+is controlled through ``plan(now=...)`` (see tests/lifecycle/_world.py), and
+where events must be apart in time, by the store's clock (``clocked_world``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from registry.meta.events import ManifestDeleted, TagDeleted
 from registry.service.registry import Registry
 from storage.filesystem import FsBlobStore
 from tests.lifecycle._world import World, mark
+from tests.meta._clock import ManualClock
 from tests.meta._content import Pushed
 from tests.meta.conftest import UrlFactory, make_url
 
@@ -35,6 +37,24 @@ REPO = "team/app"
 @pytest.fixture
 async def world(make_url: UrlFactory, tmp_path: Path) -> AsyncIterator[World]:
     meta = await MetadataStore.open(make_url())
+    registry = Registry(meta, FsBlobStore(tmp_path / "blobs"), Settings(data_dir=str(tmp_path)))
+    try:
+        yield World(registry)
+    finally:
+        await meta.close()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+async def clocked_world(
+    make_url: UrlFactory, tmp_path: Path, clock: ManualClock
+) -> AsyncIterator[World]:
+    """``world`` whose events carry ``clock``'s time, which the test moves."""
+    meta = await MetadataStore.open(make_url(), clock=clock)
     registry = Registry(meta, FsBlobStore(tmp_path / "blobs"), Settings(data_dir=str(tmp_path)))
     try:
         yield World(registry)
@@ -171,6 +191,21 @@ async def test_untagged_manifests_go_after_the_grace(world: World) -> None:
     found = await plan(world.registry, now=between + DAY)
     assert _rows(found) == [("manifest", str(first.digest), "untagged-grace")]
     assert "past untagged_grace=1d" in found.deletions[0].detail
+
+
+async def test_moving_a_tag_away_starts_the_old_manifest_s_untagged_grace(
+    clocked_world: World, clock: ManualClock
+) -> None:
+    world = clocked_world
+    world.configure(
+        '[[retention.rules]]\nname = "g"\nrepository = "team/**"\nuntagged_grace = "1d"\n'
+    )
+    first = await world.push(REPO, "latest")
+    moved = clock.advance(2 * DAY)
+    await world.push(REPO, "latest")  # first loses latest now, two days after its push
+    assert _rows(await plan(world.registry, now=moved + DAY - dt.timedelta(seconds=1))) == []
+    found = await plan(world.registry, now=moved + DAY)
+    assert _rows(found) == [("manifest", str(first.digest), "untagged-grace")]
 
 
 async def test_children_of_an_index_are_kept_while_it_is(world: World) -> None:
@@ -381,6 +416,29 @@ async def test_a_hold_placed_after_planning_stops_apply(world: World) -> None:
     assert await world.head() == head
 
 
+async def test_a_hold_on_a_tag_s_manifest_placed_after_planning_keeps_the_tag(
+    world: World,
+) -> None:
+    """The store would let the tag go (the hold names the manifest); retention keeps it."""
+    world.configure('[[retention.rules]]\nname = "r"\nrepository = "team/**"\nkeep_last = 0\n')
+    target = await world.push(REPO, "t")
+    found = await plan(world.registry)
+    assert _rows(found) == [
+        ("tag", "t", "keep-last"),
+        ("manifest", str(target.digest), "last-tag-expired"),
+    ]
+    hold = await world.writes.place_hold(REPO, str(target.digest), "litigation", actor="legal")
+    head = await world.head()
+    report = await apply(world.registry, found)
+    assert report.deleted == []
+    assert [s.reason for s in report.skipped] == [
+        f"a legal hold now covers it: {hold.id}",
+        "tagged: t",
+    ]
+    assert await world.tags(REPO) == ["t"]
+    assert await world.head() == head
+
+
 async def test_immutable_tags_are_never_planned_nor_deleted(world: World) -> None:
     world.configure(
         '[[retention.rules]]\nname = "r"\nrepository = "team/**"\nkeep_last = 0\n'
@@ -470,6 +528,22 @@ async def test_a_pull_after_planning_saves_an_idle_tag(world: World) -> None:
     assert report.deleted == []
     assert report.skipped[0].reason.startswith("the manifest was pulled at")
     assert await world.tags(REPO) == ["idle"]
+
+
+async def test_an_index_pushed_after_planning_keeps_the_child_it_references(
+    world: World,
+) -> None:
+    world.configure(
+        '[[retention.rules]]\nname = "g"\nrepository = "team/**"\nuntagged_grace = "0s"\n'
+    )
+    child = await world.push(REPO)
+    found = await plan(world.registry, now=mark() + DAY)
+    assert _rows(found) == [("manifest", str(child.digest), "untagged-grace")]
+    parent = await world.index(REPO, [child], "v1")
+    report = await apply(world.registry, found)
+    assert report.deleted == []
+    assert [s.reason for s in report.skipped] == [f"index {parent.digest} references it"]
+    assert await world.exists(REPO, child.digest)
 
 
 async def test_replaying_the_log_after_apply_gives_the_same_views(world: World) -> None:

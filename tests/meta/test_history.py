@@ -5,9 +5,12 @@ import datetime as dt
 import pytest
 
 from registry.meta import MetadataStore
+from registry.rules import Rules
 from registry.service.writes import Writes
 
+from ._clock import ManualClock
 from ._content import Pushed, blob, image
+from .conftest import UrlFactory
 
 pytestmark = pytest.mark.anyio
 
@@ -79,3 +82,29 @@ async def test_timestamps_never_run_backwards(store: MetadataStore, writes: Writ
     records = await store.events(0, 100)
     assert [r.seq for r in records] == list(range(1, 21))
     assert all(a.ts <= b.ts for a, b in zip(records, records[1:], strict=False))
+
+
+async def test_a_clock_stepped_back_stamps_events_with_their_predecessor_s_time(
+    make_url: UrlFactory,
+) -> None:
+    clock = ManualClock()
+    store = await MetadataStore.open(make_url(), clock=clock)
+    writes = Writes(store, Rules())
+    try:
+        await writes.commit_blob("r", CONFIG, actor="a")
+        await writes.commit_blob("r", LAYERS[0], actor="a")
+        m1, m2 = image(CONFIG, [LAYERS[0]]), image(CONFIG, [LAYERS[0]], annotations={"n": "2"})
+        t0 = clock.advance(dt.timedelta(minutes=1))
+        await _put(writes, "r", m1, ["v"])
+        clock.advance(-dt.timedelta(hours=1))  # the host's clock is stepped back
+        assert await _put(writes, "r", m2, ["v"]) == t0
+        later = clock.advance(dt.timedelta(hours=2))
+        await writes.delete_tag("r", "v", actor="a")
+
+        records = await store.events(0, 100)
+        assert [r.ts for r in records[-3:]] == [t0, t0, later]
+        # "The log up to t" stays a prefix: half an hour before t0, v named nothing yet.
+        assert await store.tag_at("r", "v", t0 - dt.timedelta(minutes=30)) is None
+        assert await store.tag_at("r", "v", t0) == m2.digest
+    finally:
+        await store.close()
