@@ -53,6 +53,7 @@ from registry.auth.policy import Principal
 from registry.auth.quota import QuotaGuard, usage_document
 from registry.auth.scope import Target, challenge, classify, scope_for, tenant_of
 from registry.http.errors import error_response
+from registry.http.request import url_for
 from registry.http.state import state_of
 from registry.http.token import token_endpoint
 
@@ -123,7 +124,7 @@ class AuthMiddleware:
 
     def _challenge(self, request: Request, target: Target, error: str | None) -> str:
         settings = state_of(request).require_auth().settings
-        realm = settings.auth.realm or str(request.base_url).rstrip("/") + "/token"
+        realm = settings.auth.realm or url_for(request, "/token")
         return challenge(realm, settings.auth.service, scope_for(target), error)
 
     async def _authorize(

@@ -33,7 +33,7 @@ from registry.events.view import rfc3339
 
 # Importing the native routes also registers the "repository" path convertor used below.
 from registry.http.native import PREFIX as ARTIFACTS
-from registry.http.request import actor, registry_of
+from registry.http.request import actor, path_for, registry_of
 from registry.lifecycle import holds
 from registry.lifecycle.holds import RequestInvalid
 from registry.meta import HoldRecord
@@ -103,7 +103,8 @@ async def place_hold(request: Request) -> Response:
     hold = await holds.place_hold(
         registry_of(request), repository, reference, reason, actor=actor(request)
     )
-    return JSONResponse(hold_json(hold), 201, headers={"Location": f"{PREFIX}/{hold.id}"})
+    location = path_for(request, f"{PREFIX}/{hold.id}")
+    return JSONResponse(hold_json(hold), 201, headers={"Location": location})
 
 
 async def list_holds(request: Request) -> Response:

@@ -4,6 +4,9 @@
   app serving the request (``registry.http.state``).
 - ``principal_of`` / ``actor``: who the auth middleware authenticated, and
   the name the event log records for them.
+- ``path_for`` / ``url_for``: a path of this app as a client must send it,
+  behind the root path the app is served under (a ``Mount`` prefix, a
+  proxy's ``root_path``), for ``Location`` and ``Link`` headers.
 - ``read_capped``: a body of at most a given size, never unbounded.
 - ``record_pull``: a manifest GET notes (repository, digest) for the pull
   recorder (registry/lifecycle/pulls.py); no I/O on the request path.
@@ -29,14 +32,34 @@ __all__ = [
     "actor",
     "authority_of",
     "override_of",
+    "path_for",
     "principal_of",
     "read_capped",
     "record_pull",
     "registry_of",
+    "url_for",
 ]
 
 OVERRIDE_HEADER = "X-Artifact-Store-Override"
 _MAX_REASON = 1024
+
+
+def path_for(request: HTTPConnection, path: str) -> str:
+    """``path``, a path of this app (``/v2/...``), as the client must send it.
+
+    ASGI puts the prefix an app is served under in ``root_path``: a parent
+    application's ``Mount("/registry", app)`` sets it, as does a proxy's
+    root path. A ``Location`` or ``Link`` without it would send the client
+    following it past this app. (Starlette's ``base_url`` holds the
+    outermost app's root path only, not a mount's.)
+    """
+    root: str = request.scope.get("root_path", "")
+    return root.rstrip("/") + path
+
+
+def url_for(request: HTTPConnection, path: str) -> str:
+    """``path_for`` as an absolute URL, on the scheme and host the request came to."""
+    return f"{request.url.scheme}://{request.url.netloc}{path_for(request, path)}"
 
 
 def registry_of(request: HTTPConnection) -> Registry:

@@ -36,6 +36,7 @@ __all__ = [
     "new_upload",
     "push_monolithic",
     "require_blob",
+    "store_blob",
     "unlink",
     "upload_status",
 ]
@@ -228,6 +229,40 @@ async def push_monolithic(
     except BaseException:
         await cancel_upload(registry, upload, actor=actor, missing_ok=True)
         raise
+
+
+async def store_blob(
+    registry: Registry,
+    repo: str,
+    body: AsyncIterable[bytes],
+    digest: Digest | None = None,
+    *,
+    actor: str,
+) -> BlobInfo:
+    """Store ``body`` as a blob of ``repo`` in one step; the store hashes it as it streams.
+
+    For a caller in the same process, which needs no session to resume: the
+    bytes are staged under a fresh id with no session row and one
+    ``blob.committed`` event is appended. With ``digest`` (sha256, blake3 or
+    sha512) the store verifies it while committing; a mismatch raises
+    DigestInvalid and keeps nothing. Staging a dead process left behind is
+    removed by upload expiry (``expire_uploads``), as for native one-request
+    uploads.
+    """
+    writer = await registry.blobs.upload(secrets.token_urlsafe(24))
+    try:
+        async for chunk in body:  # the store gathers small pieces itself
+            await writer.write(chunk)
+        info = await writer.commit(digest)
+    except BaseException:
+        with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+            await writer.abort()
+        raise
+    sha512 = digest if digest is not None and digest.algorithm == "sha512" else None
+    # The bytes are checked under the write lock if the blob is new (GC race: ADR-0007).
+    present = functools.partial(stored, registry.blobs, info, sha512)
+    await registry.writes.commit_blob(repo, info, actor=actor, sha512=sha512, present=present)
+    return info
 
 
 async def cancel_upload(

@@ -21,7 +21,7 @@ from oci.mediatype import base_type
 from oci.reference import validate_tag
 from registry.http.native._common import PREFIX, artifact_json, json_response, name_of
 from registry.http.ranges import parse_range
-from registry.http.request import actor, override_of, read_capped, registry_of
+from registry.http.request import actor, override_of, path_for, read_capped, registry_of
 from registry.native import artifacts
 from registry.native.uploads import QueryInvalid
 from registry.service import blobs
@@ -42,7 +42,7 @@ async def put_version(request: Request) -> Response:
     return json_response(
         artifact_json(artifact),
         201,
-        headers={"Location": f"{PREFIX}/{name}/versions/{version}"},
+        headers={"Location": path_for(request, f"{PREFIX}/{name}/versions/{version}")},
     )
 
 
@@ -97,7 +97,7 @@ async def list_versions(request: Request) -> Response:
     if more:
         query = urlencode([("n", n), ("last", found[-1].manifest.version)] +
                           [("label", f"{k}={v}") for k, v in labels.items()])  # fmt: skip
-        headers["Link"] = f'<{PREFIX}/{name}/versions?{query}>; rel="next"'
+        headers["Link"] = f'<{path_for(request, f"{PREFIX}/{name}/versions")}?{query}>; rel="next"'
     return json_response(
         {
             "name": name,

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from registry.http.native._common import PREFIX, digest_param, json_response, name_of
-from registry.http.request import actor, registry_of
+from registry.http.request import actor, path_for, registry_of
 from registry.native.uploads import commit_upload, push_blob
 from registry.service import blobs
 from storage.base import BlobInfo
@@ -23,7 +23,7 @@ __all__ = ["routes"]
 
 
 def _upload_json(request: Request, name: str, upload_id: str, offset: int) -> Response:
-    location = f"{PREFIX}/{name}/uploads/{quote(upload_id)}"
+    location = path_for(request, f"{PREFIX}/{name}/uploads/{quote(upload_id)}")
     return json_response(
         {"id": upload_id, "offset": offset},
         headers={"Location": location, "Upload-Offset": str(offset)},

@@ -13,6 +13,7 @@ from oci.digest import Digest
 from oci.errors import NameInvalid, PaginationNumberInvalid
 from oci.reference import validate_repository
 from registry.http.errors import API_VERSION_HEADERS
+from registry.http.request import url_for
 
 __all__ = ["absolute", "digest_param", "headers", "name_of", "page", "pagination"]
 
@@ -37,7 +38,7 @@ def headers(**extra: str) -> dict[str, str]:
 def absolute(request: Request, path: str) -> str:
     # distribution answers with absolute URLs built from the request's Host;
     # clients resolve relative ones too, but some older ones do not.
-    return str(request.base_url).rstrip("/") + path
+    return url_for(request, path)
 
 
 def digest_param(request: Request, key: str = "digest") -> Digest | None:
