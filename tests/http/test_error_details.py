@@ -4,7 +4,8 @@ The distribution spec's envelope is ``{"errors":[{"code","message","detail"}]}``
 ``message`` is for people, ``detail`` is what a client (or its operator's
 tooling) can act on without parsing prose: which digest is unknown, what a
 digest should have been, where an upload stands, which holds deny a delete.
-One row per kind of error; each names the request that provokes it.
+One row per kind of error; each names the request that provokes it. The
+rows of the auth layer run on a registry with auth on (``tests/auth``).
 https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#error-codes
 """
 
@@ -23,8 +24,11 @@ import pytest
 from oci.digest import Digest
 from oci.mediatype import DOCKER_MANIFEST, OCI_MANIFEST
 from registry.config import LifecycleSettings, Settings
+from tests.auth.conftest import AuthServed, authed, basic
 from tests.http._oci import Blob, Pushed, error_code, image, push_blob, push_manifest, random_blob
 from tests.http.conftest import Served
+
+__all__ = ["authed"]
 
 pytestmark = pytest.mark.anyio
 
@@ -66,6 +70,13 @@ ROWS: list[Row] = []
 def row(function: Row) -> Row:
     ROWS.append(function)
     return function
+
+
+def _mismatch(name: str, answer: Answer) -> str | None:
+    response = answer.response
+    got = (response.status_code, error_code(response), response.json()["errors"][0]["detail"])
+    expected = (answer.status, answer.code, answer.detail)
+    return None if got == expected else f"{name}: {got}, expected {expected}"
 
 
 async def _start_upload(client: httpx.AsyncClient) -> str:
@@ -278,13 +289,67 @@ async def test_each_error_kind_names_its_facts_in_the_detail(served: Served) -> 
         await push_blob(served.client, REPO, pushed)
     tagged = await push_manifest(served.client, REPO, "v1", image(config, [blob]))
     world = World(served.client, blob, tagged, config)
-    wrong = []
-    for case in ROWS:
-        answer = await case(world)
-        response = answer.response
-        got = (response.status_code, error_code(response), response.json()["errors"][0]["detail"])
-        if got != (answer.status, answer.code, answer.detail):
-            wrong.append(
-                f"{case.__name__}: {got}, expected {answer.status, answer.code, answer.detail}"
-            )
-    assert not wrong, "\n".join(wrong)
+    wrong = [_mismatch(case.__name__, await case(world)) for case in ROWS]
+    assert not any(wrong), "\n".join(filter(None, wrong))
+
+
+# -- with auth on --------------------------------------------------------------------
+
+AuthRow = Callable[[AuthServed], Awaitable[Answer]]
+AUTH_ROWS: list[AuthRow] = []
+OWNED = "acme/app"  # alice's tenant's; bob (tenant globex) may not see into it
+
+
+@pytest.fixture
+def extra_settings() -> dict[str, object]:
+    return {"rate_per_second": 0.001, "rate_burst": 2}  # two requests per principal
+
+
+def auth_row(function: AuthRow) -> AuthRow:
+    AUTH_ROWS.append(function)
+    return function
+
+
+@auth_row
+async def unsupported_grant_type(served: AuthServed) -> Answer:
+    response = await served.client().post("/token", data={"grant_type": "magic"})
+    return Answer(response, 401, "UNAUTHORIZED", {"grant_type": "magic"})
+
+
+@auth_row
+async def token_for_another_service(served: AuthServed) -> Answer:
+    response = await served.client(basic("alice")).get("/token", params={"service": "elsewhere"})
+    return Answer(response, 403, "DENIED", {"service": "elsewhere"})
+
+
+@auth_row
+async def action_not_granted(served: AuthServed) -> Answer:
+    response = await served.as_user("reader").post(f"/v2/{OWNED}/blobs/uploads/")
+    return Answer(response, 403, "DENIED", {"name": OWNED, "action": "push"})
+
+
+@auth_row
+async def blob_of_another_tenant(served: AuthServed) -> Answer:
+    digest = random_blob().digest
+    response = await served.as_user("bob").get(f"/v2/{OWNED}/blobs/{digest}")
+    return Answer(response, 404, "BLOB_UNKNOWN", {"digest": str(digest)})
+
+
+@auth_row
+async def repository_of_another_tenant(served: AuthServed) -> Answer:
+    response = await served.as_user("bob").get(f"/v2/{OWNED}/tags/list")
+    return Answer(response, 404, "NAME_UNKNOWN", {"name": OWNED})
+
+
+@auth_row
+async def rate_limit_exceeded(served: AuthServed) -> Answer:
+    client = served.as_user("root")
+    for _ in range(2):  # the burst
+        assert (await client.get("/v2/")).status_code == 200
+    response = await client.get("/v2/")
+    return Answer(response, 429, "TOOMANYREQUESTS", {"limit": "p"})
+
+
+async def test_each_auth_error_names_its_facts_in_the_detail(authed: AuthServed) -> None:
+    wrong = [_mismatch(case.__name__, await case(authed)) for case in AUTH_ROWS]
+    assert not any(wrong), "\n".join(filter(None, wrong))
