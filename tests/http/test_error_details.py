@@ -11,6 +11,7 @@ https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#error-co
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import tomllib
 from collections.abc import Awaitable, Callable
@@ -281,6 +282,59 @@ async def moving_an_immutable_tag(world: World) -> Answer:
         f"/v2/{IMMUTABLE}/manifests/v1", content=moved, headers={"Content-Type": OCI_MANIFEST}
     )
     return Answer(response, 403, "DENIED", {"tag": "v1", "reason": "immutable"})
+
+
+@row
+async def hold_without_a_reason(world: World) -> Answer:
+    response = await world.client.post(
+        "/api/v1/holds", json={"repository": REPO, "reference": "v1"}
+    )
+    return Answer(response, 400, "UNSUPPORTED", {"field": "reason"})
+
+
+@row
+async def hold_on_an_unknown_repository(world: World) -> Answer:
+    response = await world.client.post(
+        "/api/v1/holds", json={"repository": "team/nobody", "reason": "litigation"}
+    )
+    return Answer(response, 404, "NAME_UNKNOWN", {"name": "team/nobody"})
+
+
+@row
+async def releasing_an_unknown_hold(world: World) -> Answer:
+    response = await world.client.delete(
+        "/api/v1/holds/no-such-hold", params={"reason": "done", "repository": REPO}
+    )
+    return Answer(response, 404, "MANIFEST_UNKNOWN", {"hold": "no-such-hold"})
+
+
+@row
+async def retention_of_an_unknown_version(world: World) -> Answer:
+    until = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).isoformat()
+    response = await world.client.post(
+        f"/api/v1/artifacts/{REPO}/versions/no-such-tag/retention", json={"until": until}
+    )
+    return Answer(response, 404, "MANIFEST_UNKNOWN", {"reference": "no-such-tag"})
+
+
+@row
+async def retention_into_the_past(world: World) -> Answer:
+    response = await world.client.post(
+        f"/api/v1/artifacts/{REPO}/versions/v1/retention",
+        json={"until": "2001-01-01T00:00:00+00:00"},
+    )
+    return Answer(response, 403, "DENIED", {"reason": "retention", "until": None})
+
+
+@row
+async def retention_shortened(world: World) -> Answer:
+    url = f"/api/v1/artifacts/{REPO}/versions/v1/retention"
+    kept = (dt.datetime.now(dt.UTC) + dt.timedelta(days=30)).replace(microsecond=0)
+    extended = await world.client.post(url, json={"until": kept.isoformat()})
+    assert extended.status_code == 200, extended.text
+    shorter = kept - dt.timedelta(days=1)
+    response = await world.client.post(url, json={"until": shorter.isoformat()})
+    return Answer(response, 403, "DENIED", {"reason": "retention", "until": kept.isoformat()})
 
 
 async def test_each_error_kind_names_its_facts_in_the_detail(served: Served) -> None:
