@@ -39,7 +39,6 @@ class _Hasher(Protocol):
 
     def update(self, data: Buffer, /) -> object: ...
     def hexdigest(self) -> str: ...
-    def copy(self) -> _Hasher: ...
 
 
 def _new(algorithm: str) -> _Hasher:
@@ -96,15 +95,6 @@ class ContentHasher:
 
     def blake3(self) -> Digest:
         return Digest("blake3", self._blake3.hexdigest())
-
-    def copy(self) -> ContentHasher:
-        clone = ContentHasher()
-        clone._sha256, clone._blake3, clone.size = (
-            self._sha256.copy(),
-            self._blake3.copy(),
-            self.size,
-        )
-        return clone
 
 
 async def hash_stream(chunks: AsyncIterable[Buffer], algorithm: str) -> Digest:

@@ -42,6 +42,9 @@ def test_parse_and_format() -> None:
         "sha256:",
         "",
         "sha256:" + "g" * 64,
+        "sha256:" + "a" * 63 + "A",  # the bad character last, too
+        "sha256:" + "a" * 63 + "g",
+        "sha256:" + "a" * 32 + "G" + "a" * 31,
         "sha256:" + "a" * 64 + "\n",
         " sha256:" + "a" * 64,
         "sha256:" + "a" * 32 + "/" + "a" * 31,
@@ -64,6 +67,8 @@ def test_parse_rejects_non_string() -> None:
 def test_constructor_validates_too() -> None:
     with pytest.raises(DigestInvalid):
         Digest("sha256", "../..")
+    with pytest.raises(DigestInvalid):
+        Digest("sha256", "a" * 62 + "/.")  # the grammar of parse() is not there to catch it
     with pytest.raises(DigestInvalid, match="unsupported"):
         Digest("md5", "d41d8cd98f00b204e9800998ecf8427e")
 

@@ -349,6 +349,8 @@ GOOD = desc(mediatype.OCI_LAYER_GZIP, LAYER, 5)
         ({"data": "!!!"}, "data", "!!!"),
         ({"data": base64.b64encode(b"other").decode()}, "data", "does not match"),
         ({"data": base64.b64encode(b"layer!").decode()}, "data", "size 5"),
+        # the bytes and digest agree; the size lies about them
+        ({"size": 6, "data": base64.b64encode(b"layer").decode()}, "data", "size 6"),
     ],
 )
 def test_descriptor_errors_name_the_field_and_value(

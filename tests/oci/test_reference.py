@@ -113,6 +113,8 @@ def test_is_digest_reference() -> None:
         ("[::1]:5000/a", "[::1]:5000", "a", None, None),
         ("Registry/foo", "Registry", "foo", None, None),  # upper case: a host
         ("foo.bar/baz", "foo.bar", "baz", None, None),
+        ("a/b.c/d", None, "a/b.c/d", None, None),  # only the first component may be a host
+        ("a/b.c/d:1.0", None, "a/b.c/d", "1.0", None),
         (f"ghcr.io/o/r@{DIGEST}", "ghcr.io", "o/r", None, DIGEST),
         (f"ghcr.io:443/o/r:v1@{DIGEST}", "ghcr.io:443", "o/r", "v1", DIGEST),
         (f"r@{DIGEST}", None, "r", None, DIGEST),

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import errno
+import os
+import re
 import sys
 from pathlib import Path
 
 import pytest
 
 from oci.digest import Digest
+from oci.errors import Corruption
 from storage import _fs_writer, filesystem
 from storage.base import BlobInfo, BlobStore, BlobWriter
 from storage.errors import StorageUnavailable, UploadNotFound
 from storage.filesystem import FsBlobStore
 from storage.testing import BlobStoreSuite, put
+from storage.verify import verify
 
 
 class TestFsBlobStore(BlobStoreSuite):
@@ -69,6 +73,90 @@ async def test_key_layout(tmp_path: Path) -> None:
     await store.delete(info.sha256)
     assert not blob.exists()
     assert not (tmp_path / "blobs" / "blake3" / blake3[:2] / blake3).exists()
+
+
+def _blob_dir(root: Path, sha256: Digest) -> Path:
+    return root / "blobs" / "sha256" / sha256.hex[:2] / sha256.hex
+
+
+async def test_a_commit_repairs_the_debris_of_a_crashed_commit_of_the_same_bytes(
+    tmp_path: Path,
+) -> None:
+    """A crash after ``digests`` was written leaves no aliases and no ``data``: invisible,
+    and the next commit of those bytes writes the names the crash never did."""
+    data = b"committed once, crashed; committed again"
+    blake3 = Digest.compute(data, "blake3")
+    debris = _blob_dir(tmp_path, Digest.compute(data, "sha256"))
+    debris.mkdir(parents=True)
+    (debris / "digests").write_text(f"{blake3}\n")
+    store = FsBlobStore(tmp_path)
+    assert [b async for b in store.list()] == []
+
+    info = await put(store, data)
+    assert await store.stat(blake3) == info
+    assert (await verify(store)).corrupt == []
+
+
+async def test_a_digests_file_naming_no_blake3_digest_is_corruption(tmp_path: Path) -> None:
+    data = b"its blake3 line lost"
+    sha512 = Digest.compute(data, "sha512")
+    store = FsBlobStore(tmp_path)
+    info = await put(store, data, expected=sha512)
+    (_blob_dir(tmp_path, info.sha256) / "digests").write_text(f"{sha512}\n")
+    with pytest.raises(Corruption, match="names no blake3 digest"):
+        await store.stat(info.sha256)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="names fds through /proc")
+async def test_a_commit_syncs_in_the_order_its_docstring_promises(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Names are durable before ``data`` appears, and ``data`` is durable before the
+    staged name is gone: every rename is followed by an fsync of its directory."""
+    store = FsBlobStore(tmp_path)
+    writer = await store.upload("u")
+    data = b"synced in order"
+    await writer.write(data)
+    events: list[tuple[str, str]] = []
+
+    def where(path: str | os.PathLike[str]) -> str:
+        return re.sub(r"\.[0-9a-f]{12}\.tmp$", ".tmp", str(Path(path).relative_to(tmp_path)))
+
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", where(os.readlink(f"/proc/self/fd/{fd}"))))
+        real_fsync(fd)
+
+    def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        events.append(("rename", f"{where(src)} -> {where(dst)}"))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    info = await writer.commit()
+    monkeypatch.undo()
+
+    blob = str(_blob_dir(Path("."), info.sha256))
+    fan = str(Path(blob).parent)
+    alias_fan = f"blobs/blake3/{info.blake3.hex[:2]}"
+    alias = f"{alias_fan}/{info.blake3.hex}"
+    assert events == [
+        ("fsync", "uploads/u"),  # the staged bytes
+        ("fsync", "blobs/sha256"),  # mkdirs: each new directory, by its parent
+        ("fsync", fan),
+        ("fsync", f"{blob}/.digests.tmp"),
+        ("rename", f"{blob}/.digests.tmp -> {blob}/digests"),
+        ("fsync", blob),
+        ("fsync", "blobs"),
+        ("fsync", "blobs/blake3"),
+        ("fsync", f"{alias_fan}/.{info.blake3.hex}.tmp"),
+        ("rename", f"{alias_fan}/.{info.blake3.hex}.tmp -> {alias}"),
+        ("fsync", alias_fan),
+        ("rename", f"uploads/u -> {blob}/data"),  # the commit point
+        ("fsync", blob),
+        ("fsync", "uploads"),
+    ]
 
 
 async def test_os_errors_become_storage_unavailable(tmp_path: Path) -> None:
