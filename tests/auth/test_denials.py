@@ -133,6 +133,13 @@ async def reader_deletes(w: World) -> httpx.Response:
     return await w.served.as_user("reader").delete(f"/v2/acme/app/manifests/{w.acme.digest}")
 
 
+async def reader_heads_an_upload_session(w: World) -> httpx.Response:
+    # An upload session is the pusher's: its status needs push, by GET or by HEAD.
+    started = await w.served.as_user("alice").post("/v2/acme/app/blobs/uploads/")
+    assert started.status_code == 202, started.text
+    return await w.served.as_user("reader").head(started.headers["location"])
+
+
 async def reader_token_escalates(w: World) -> httpx.Response:
     # The token endpoint grants only what policy allows: asking for push gets pull.
     token = await w.served.token("reader", "repository:acme/app:pull,push,delete")
@@ -268,6 +275,7 @@ TABLE: dict[Attempt, tuple[int, str]] = {
     pull_token_deletes: (403, "DENIED"),
     reader_pushes: (403, "DENIED"),
     reader_deletes: (403, "DENIED"),
+    reader_heads_an_upload_session: (403, ""),  # a HEAD answer has no body
     reader_token_escalates: (403, "DENIED"),
     encoded_traversal: (400, "NAME_INVALID"),
     encoded_slash: (400, "NAME_INVALID"),
