@@ -2,6 +2,10 @@
 
 Every row runs against a registry where the attempt's legitimate twin
 succeeds (``test_controls``), so a row passes only because auth refused it.
+The registry has policies that must stop at their limits: every signed-in
+principal may pull everything (``authenticated`` on ``**``), which the tenant
+wall confines to its own tenant, and anyone may pull, push and delete
+``acme/public/tool`` (``anonymous``), of which only the pull is ever granted.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import pytest
 from tests.http._oci import Blob, Pushed, error_code, push_blob, push_image, random_blob
 
 from . import _forge
-from .conftest import AuthServed, basic
+from .conftest import AuthServed, basic, password
 
 pytestmark = pytest.mark.anyio
 
@@ -25,20 +29,24 @@ pytestmark = pytest.mark.anyio
 class World:
     served: AuthServed
     acme: Pushed
+    public: Pushed
     globex: Pushed
     globex_layer: Blob
 
 
 @pytest.fixture
 async def world(authed: AuthServed) -> World:
+    store = authed.authority.store
+    await store.add_policy("authenticated", "**", ["pull"], actor="test")
+    await store.add_policy("anonymous", "acme/public/tool", ["pull", "push", "delete"], actor="t")
     alice, bob = authed.as_user("alice"), authed.as_user("bob")
     acme = await push_image(alice, "acme/app", "v1")
     await push_image(alice, "acme/other", "v1")
-    await push_image(alice, "acme/public/tool", "v1")
+    public = await push_image(alice, "acme/public/tool", "v1")
     layer = random_blob(256)
     await push_blob(bob, "globex/app", layer)
     globex = await push_image(bob, "globex/app", "v1")
-    return World(authed, acme, globex, layer)
+    return World(authed, acme, public, globex, layer)
 
 
 async def _bearer(world: World, token: str, method: str, path: str, **kw: object) -> httpx.Response:
@@ -214,6 +222,14 @@ async def anonymous_push_public(w: World) -> httpx.Response:
     return await w.served.client().post("/v2/acme/public/tool/blobs/uploads/")
 
 
+async def anonymous_delete_public(w: World) -> httpx.Response:
+    return await w.served.client().delete(f"/v2/acme/public/tool/manifests/{w.public.digest}")
+
+
+async def other_tenant_pushes_public(w: World) -> httpx.Response:
+    return await w.served.as_user("bob").post("/v2/acme/public/tool/blobs/uploads/")
+
+
 async def anonymous_catalog(w: World) -> httpx.Response:
     return await w.served.client().get("/v2/_catalog")
 
@@ -293,6 +309,8 @@ TABLE: dict[Attempt, tuple[int, str]] = {
     whole_event_stream: (403, "DENIED"),
     cross_tenant_usage: (403, "DENIED"),
     anonymous_push_public: (401, "UNAUTHORIZED"),
+    anonymous_delete_public: (401, "UNAUTHORIZED"),
+    other_tenant_pushes_public: (403, "DENIED"),
     anonymous_catalog: (401, "UNAUTHORIZED"),
     refresh_token_as_access: (401, "UNAUTHORIZED"),
     access_token_as_refresh: (401, "UNAUTHORIZED"),
@@ -330,6 +348,12 @@ async def test_controls(world: World) -> None:
     assert (await served.as_user("reader").get("/v2/acme/app/manifests/v1")).status_code == 200
     root = served.as_user("root")
     assert (await root.get("/api/v1/events")).status_code == 200
+    assert (await bob.get("/v2/acme/public/tool/manifests/v1")).status_code == 200
+    # The authenticated policy is in force: a principal without roles pulls its tenant's.
+    await served.authority.store.add_user("guest", password("guest"), tenant="acme", actor="t")
+    guest = served.as_user("guest")
+    assert (await guest.get("/v2/acme/app/manifests/v1")).status_code == 200
+    assert (await guest.get("/v2/globex/app/manifests/v1")).status_code == 404
     assert (await served.as_user("alice").get("/api/v1/tenants/acme/usage")).status_code == 200
 
 
