@@ -141,6 +141,19 @@ async def reader_deletes(w: World) -> httpx.Response:
     return await w.served.as_user("reader").delete(f"/v2/acme/app/manifests/{w.acme.digest}")
 
 
+async def writer_deletes_manifest(w: World) -> httpx.Response:
+    return await w.served.as_user("writer").delete(f"/v2/acme/app/manifests/{w.acme.digest}")
+
+
+async def writer_deletes_blob(w: World) -> httpx.Response:
+    config = Blob(b"{}").digest  # push_image's config, which acme/app holds
+    return await w.served.as_user("writer").delete(f"/v2/acme/app/blobs/{config}")
+
+
+async def writer_deletes_native_version(w: World) -> httpx.Response:
+    return await w.served.as_user("writer").delete("/api/v1/artifacts/acme/app/versions/v1")
+
+
 async def reader_heads_an_upload_session(w: World) -> httpx.Response:
     # An upload session is the pusher's: its status needs push, by GET or by HEAD.
     started = await w.served.as_user("alice").post("/v2/acme/app/blobs/uploads/")
@@ -291,6 +304,9 @@ TABLE: dict[Attempt, tuple[int, str]] = {
     pull_token_deletes: (403, "DENIED"),
     reader_pushes: (403, "DENIED"),
     reader_deletes: (403, "DENIED"),
+    writer_deletes_manifest: (403, "DENIED"),
+    writer_deletes_blob: (403, "DENIED"),
+    writer_deletes_native_version: (403, "DENIED"),
     reader_heads_an_upload_session: (403, ""),  # a HEAD answer has no body
     reader_token_escalates: (403, "DENIED"),
     encoded_traversal: (400, "NAME_INVALID"),
@@ -348,6 +364,9 @@ async def test_controls(world: World) -> None:
     assert (await served.as_user("reader").get("/v2/acme/app/manifests/v1")).status_code == 200
     root = served.as_user("root")
     assert (await root.get("/api/v1/events")).status_code == 200
+    writer = served.as_user("writer")
+    pushed = await push_image(writer, "acme/app", "v2")
+    assert (await writer.get(f"/v2/acme/app/manifests/{pushed.digest}")).status_code == 200
     assert (await bob.get("/v2/acme/public/tool/manifests/v1")).status_code == 200
     # The authenticated policy is in force: a principal without roles pulls its tenant's.
     await served.authority.store.add_user("guest", password("guest"), tenant="acme", actor="t")
