@@ -227,6 +227,17 @@ async def whole_event_stream(w: World) -> httpx.Response:
     return await w.served.as_user("alice").get("/api/v1/events")
 
 
+async def admin_repository_token_on_event_stream(w: World) -> httpx.Response:
+    # A registry admin's token scoped to one repository is that scope, not the registry.
+    token = await w.served.token("root", "repository:acme/app:pull")
+    return await _bearer(w, token, "GET", "/api/v1/events")
+
+
+async def admin_repository_token_on_retention_plan(w: World) -> httpx.Response:
+    token = await w.served.token("root", "repository:acme/app:pull")
+    return await _bearer(w, token, "GET", "/api/v1/retention/plan")
+
+
 async def cross_tenant_usage(w: World) -> httpx.Response:
     return await w.served.as_user("alice").get("/api/v1/tenants/globex/usage")
 
@@ -323,6 +334,8 @@ TABLE: dict[Attempt, tuple[int, str]] = {
     cross_tenant_native: (404, "NAME_UNKNOWN"),
     cross_tenant_events: (404, "NAME_UNKNOWN"),
     whole_event_stream: (403, "DENIED"),
+    admin_repository_token_on_event_stream: (403, "DENIED"),
+    admin_repository_token_on_retention_plan: (403, "DENIED"),
     cross_tenant_usage: (403, "DENIED"),
     anonymous_push_public: (401, "UNAUTHORIZED"),
     anonymous_delete_public: (401, "UNAUTHORIZED"),
@@ -364,6 +377,7 @@ async def test_controls(world: World) -> None:
     assert (await served.as_user("reader").get("/v2/acme/app/manifests/v1")).status_code == 200
     root = served.as_user("root")
     assert (await root.get("/api/v1/events")).status_code == 200
+    assert (await root.get("/api/v1/retention/plan")).status_code == 200
     writer = served.as_user("writer")
     pushed = await push_image(writer, "acme/app", "v2")
     assert (await writer.get(f"/v2/acme/app/manifests/{pushed.digest}")).status_code == 200
