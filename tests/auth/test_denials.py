@@ -167,6 +167,19 @@ async def reader_token_escalates(w: World) -> httpx.Response:
     return await _bearer(w, token, "POST", "/v2/acme/app/blobs/uploads/")
 
 
+async def encoded_slash_in_a_valid_name(w: World) -> httpx.Response:
+    # Decoded, this is acme/app, which alice may pull: only the encoding is wrong.
+    return await w.served.as_user("alice").get("/v2/acme%2Fapp/manifests/v1")
+
+
+async def encoded_slash_in_a_valid_native_name(w: World) -> httpx.Response:
+    return await w.served.as_user("alice").get("/api/v1/artifacts/acme%2Fapp/versions")
+
+
+async def encoded_dot_in_a_valid_tag(w: World) -> httpx.Response:
+    return await w.served.as_user("alice").get("/v2/acme/app/manifests/v1%2E0")
+
+
 async def encoded_traversal(w: World) -> httpx.Response:
     return await w.served.as_user("alice").get("/v2/acme/%2e%2e/globex/app/manifests/v1")
 
@@ -320,6 +333,9 @@ TABLE: dict[Attempt, tuple[int, str]] = {
     writer_deletes_native_version: (403, "DENIED"),
     reader_heads_an_upload_session: (403, ""),  # a HEAD answer has no body
     reader_token_escalates: (403, "DENIED"),
+    encoded_slash_in_a_valid_name: (400, "NAME_INVALID"),
+    encoded_slash_in_a_valid_native_name: (400, "NAME_INVALID"),
+    encoded_dot_in_a_valid_tag: (400, "NAME_INVALID"),
     encoded_traversal: (400, "NAME_INVALID"),
     encoded_slash: (400, "NAME_INVALID"),
     # httpx resolves dot segments before sending, so the registry sees globex/app.

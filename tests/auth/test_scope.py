@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from starlette.routing import BaseRoute, Match
 
+from oci.errors import NameInvalid
 from registry.auth.scope import Target, classify
 from registry.config import Settings
 from registry.http.app import create_app
@@ -136,3 +138,20 @@ def test_the_table_covers_every_route() -> None:
     }
     missing = [(routes[i].path, m) for i, m in served - covered]  # type: ignore[attr-defined]
     assert missing == []
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"/v2/acme%2Fapp/manifests/v1",
+        b"/v2/acme%2fapp/manifests/v1",
+        b"/v2/acme/my%2Eapp/manifests/v1",
+        b"/v2/acme/app/manifests/v1%2e0",
+        b"/v2/acme/app%5Cx/manifests/v1",
+        b"/api/v1/artifacts/acme%2Fmodels/versions",
+    ],
+)
+def test_encoded_slash_dot_and_backslash_are_refused_before_decoding(raw: bytes) -> None:
+    path = unquote(raw.decode())
+    with pytest.raises(NameInvalid):
+        classify("GET", path, raw, {})
