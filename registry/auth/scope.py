@@ -46,7 +46,7 @@ _V2: tuple[tuple[re.Pattern[str], dict[str, str], Unknown], ...] = (
     (re.compile(r"^/v2/(?P<name>.*)/tags/list$"), {"GET": "pull"}, "name"),
     (
         re.compile(r"^/v2/(?P<name>.*)/manifests/[^/]+$"),
-        {"GET": "pull", "HEAD": "pull", "PUT": "push", "DELETE": "delete"},
+        {"GET": "pull", "PUT": "push", "DELETE": "delete"},
         "manifest",
     ),
     (re.compile(r"^/v2/(?P<name>.*)/referrers/[^/]+$"), {"GET": "pull"}, "name"),
@@ -58,7 +58,7 @@ _V2: tuple[tuple[re.Pattern[str], dict[str, str], Unknown], ...] = (
     ),
     (
         re.compile(r"^/v2/(?P<name>.*)/blobs/[^/]+$"),
-        {"GET": "pull", "HEAD": "pull", "DELETE": "delete"},
+        {"GET": "pull", "DELETE": "delete"},
         "blob",
     ),
 )
@@ -117,17 +117,18 @@ def classify(method: str, path: str, raw_path: bytes, query: Mapping[str, str]) 
         return Target("base")
     if path == "/v2/_catalog":
         return Target("catalog")
+    # The router serves a HEAD with the GET route: it needs what the GET needs.
+    verb = "GET" if method == "HEAD" else method
     if path.startswith("/v2/"):
         for pattern, methods, unknown in _V2:
             found = pattern.match(path)
             if found:
-                action = methods.get(method, "pull")
+                action = methods.get(verb, "pull")
                 return Target("repository", action, _repository(found["name"]), unknown)
         return Target("admin", "admin")
     if path.startswith(_NATIVE_PREFIX):
         # As the router picks: the first pattern matching path and method wins (a file
         # path may end in "/uploads" or "/retention"); else the first matching path (405).
-        verb = "GET" if method == "HEAD" else method
         first: re.Match[str] | None = None
         for native, methods in _NATIVE_PATTERNS:
             found = native.match(path)

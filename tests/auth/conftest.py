@@ -5,6 +5,7 @@ Accounts seeded in every test (passwords are the names reversed):
 - ``root``: registry-wide admin;
 - ``alice``: tenant ``acme``, maintainer (pull, push, delete);
 - ``reader``: tenant ``acme``, reader (pull);
+- ``writer``: tenant ``acme``, writer (pull, push: no delete);
 - ``bob``: tenant ``globex``, maintainer;
 - anonymous may pull ``acme/public/**`` (a public repository).
 """
@@ -37,6 +38,7 @@ ACCOUNTS = {
     "root": (None, ["admin"]),
     "alice": ("acme", ["maintainer"]),
     "reader": ("acme", ["reader"]),
+    "writer": ("acme", ["writer"]),
     "bob": ("globex", ["maintainer"]),
 }
 

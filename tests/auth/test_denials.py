@@ -2,6 +2,10 @@
 
 Every row runs against a registry where the attempt's legitimate twin
 succeeds (``test_controls``), so a row passes only because auth refused it.
+The registry has policies that must stop at their limits: every signed-in
+principal may pull everything (``authenticated`` on ``**``), which the tenant
+wall confines to its own tenant, and anyone may pull, push and delete
+``acme/public/tool`` (``anonymous``), of which only the pull is ever granted.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import pytest
 from tests.http._oci import Blob, Pushed, error_code, push_blob, push_image, random_blob
 
 from . import _forge
-from .conftest import AuthServed, basic
+from .conftest import AuthServed, basic, password
 
 pytestmark = pytest.mark.anyio
 
@@ -25,20 +29,24 @@ pytestmark = pytest.mark.anyio
 class World:
     served: AuthServed
     acme: Pushed
+    public: Pushed
     globex: Pushed
     globex_layer: Blob
 
 
 @pytest.fixture
 async def world(authed: AuthServed) -> World:
+    store = authed.authority.store
+    await store.add_policy("authenticated", "**", ["pull"], actor="test")
+    await store.add_policy("anonymous", "acme/public/tool", ["pull", "push", "delete"], actor="t")
     alice, bob = authed.as_user("alice"), authed.as_user("bob")
     acme = await push_image(alice, "acme/app", "v1")
     await push_image(alice, "acme/other", "v1")
-    await push_image(alice, "acme/public/tool", "v1")
+    public = await push_image(alice, "acme/public/tool", "v1")
     layer = random_blob(256)
     await push_blob(bob, "globex/app", layer)
     globex = await push_image(bob, "globex/app", "v1")
-    return World(authed, acme, globex, layer)
+    return World(authed, acme, public, globex, layer)
 
 
 async def _bearer(world: World, token: str, method: str, path: str, **kw: object) -> httpx.Response:
@@ -133,10 +141,43 @@ async def reader_deletes(w: World) -> httpx.Response:
     return await w.served.as_user("reader").delete(f"/v2/acme/app/manifests/{w.acme.digest}")
 
 
+async def writer_deletes_manifest(w: World) -> httpx.Response:
+    return await w.served.as_user("writer").delete(f"/v2/acme/app/manifests/{w.acme.digest}")
+
+
+async def writer_deletes_blob(w: World) -> httpx.Response:
+    config = Blob(b"{}").digest  # push_image's config, which acme/app holds
+    return await w.served.as_user("writer").delete(f"/v2/acme/app/blobs/{config}")
+
+
+async def writer_deletes_native_version(w: World) -> httpx.Response:
+    return await w.served.as_user("writer").delete("/api/v1/artifacts/acme/app/versions/v1")
+
+
+async def reader_heads_an_upload_session(w: World) -> httpx.Response:
+    # An upload session is the pusher's: its status needs push, by GET or by HEAD.
+    started = await w.served.as_user("alice").post("/v2/acme/app/blobs/uploads/")
+    assert started.status_code == 202, started.text
+    return await w.served.as_user("reader").head(started.headers["location"])
+
+
 async def reader_token_escalates(w: World) -> httpx.Response:
     # The token endpoint grants only what policy allows: asking for push gets pull.
     token = await w.served.token("reader", "repository:acme/app:pull,push,delete")
     return await _bearer(w, token, "POST", "/v2/acme/app/blobs/uploads/")
+
+
+async def encoded_slash_in_a_valid_name(w: World) -> httpx.Response:
+    # Decoded, this is acme/app, which alice may pull: only the encoding is wrong.
+    return await w.served.as_user("alice").get("/v2/acme%2Fapp/manifests/v1")
+
+
+async def encoded_slash_in_a_valid_native_name(w: World) -> httpx.Response:
+    return await w.served.as_user("alice").get("/api/v1/artifacts/acme%2Fapp/versions")
+
+
+async def encoded_dot_in_a_valid_tag(w: World) -> httpx.Response:
+    return await w.served.as_user("alice").get("/v2/acme/app/manifests/v1%2E0")
 
 
 async def encoded_traversal(w: World) -> httpx.Response:
@@ -199,12 +240,31 @@ async def whole_event_stream(w: World) -> httpx.Response:
     return await w.served.as_user("alice").get("/api/v1/events")
 
 
+async def admin_repository_token_on_event_stream(w: World) -> httpx.Response:
+    # A registry admin's token scoped to one repository is that scope, not the registry.
+    token = await w.served.token("root", "repository:acme/app:pull")
+    return await _bearer(w, token, "GET", "/api/v1/events")
+
+
+async def admin_repository_token_on_retention_plan(w: World) -> httpx.Response:
+    token = await w.served.token("root", "repository:acme/app:pull")
+    return await _bearer(w, token, "GET", "/api/v1/retention/plan")
+
+
 async def cross_tenant_usage(w: World) -> httpx.Response:
     return await w.served.as_user("alice").get("/api/v1/tenants/globex/usage")
 
 
 async def anonymous_push_public(w: World) -> httpx.Response:
     return await w.served.client().post("/v2/acme/public/tool/blobs/uploads/")
+
+
+async def anonymous_delete_public(w: World) -> httpx.Response:
+    return await w.served.client().delete(f"/v2/acme/public/tool/manifests/{w.public.digest}")
+
+
+async def other_tenant_pushes_public(w: World) -> httpx.Response:
+    return await w.served.as_user("bob").post("/v2/acme/public/tool/blobs/uploads/")
 
 
 async def anonymous_catalog(w: World) -> httpx.Response:
@@ -268,7 +328,14 @@ TABLE: dict[Attempt, tuple[int, str]] = {
     pull_token_deletes: (403, "DENIED"),
     reader_pushes: (403, "DENIED"),
     reader_deletes: (403, "DENIED"),
+    writer_deletes_manifest: (403, "DENIED"),
+    writer_deletes_blob: (403, "DENIED"),
+    writer_deletes_native_version: (403, "DENIED"),
+    reader_heads_an_upload_session: (403, ""),  # a HEAD answer has no body
     reader_token_escalates: (403, "DENIED"),
+    encoded_slash_in_a_valid_name: (400, "NAME_INVALID"),
+    encoded_slash_in_a_valid_native_name: (400, "NAME_INVALID"),
+    encoded_dot_in_a_valid_tag: (400, "NAME_INVALID"),
     encoded_traversal: (400, "NAME_INVALID"),
     encoded_slash: (400, "NAME_INVALID"),
     # httpx resolves dot segments before sending, so the registry sees globex/app.
@@ -283,8 +350,12 @@ TABLE: dict[Attempt, tuple[int, str]] = {
     cross_tenant_native: (404, "NAME_UNKNOWN"),
     cross_tenant_events: (404, "NAME_UNKNOWN"),
     whole_event_stream: (403, "DENIED"),
+    admin_repository_token_on_event_stream: (403, "DENIED"),
+    admin_repository_token_on_retention_plan: (403, "DENIED"),
     cross_tenant_usage: (403, "DENIED"),
     anonymous_push_public: (401, "UNAUTHORIZED"),
+    anonymous_delete_public: (401, "UNAUTHORIZED"),
+    other_tenant_pushes_public: (403, "DENIED"),
     anonymous_catalog: (401, "UNAUTHORIZED"),
     refresh_token_as_access: (401, "UNAUTHORIZED"),
     access_token_as_refresh: (401, "UNAUTHORIZED"),
@@ -322,6 +393,16 @@ async def test_controls(world: World) -> None:
     assert (await served.as_user("reader").get("/v2/acme/app/manifests/v1")).status_code == 200
     root = served.as_user("root")
     assert (await root.get("/api/v1/events")).status_code == 200
+    assert (await root.get("/api/v1/retention/plan")).status_code == 200
+    writer = served.as_user("writer")
+    pushed = await push_image(writer, "acme/app", "v2")
+    assert (await writer.get(f"/v2/acme/app/manifests/{pushed.digest}")).status_code == 200
+    assert (await bob.get("/v2/acme/public/tool/manifests/v1")).status_code == 200
+    # The authenticated policy is in force: a principal without roles pulls its tenant's.
+    await served.authority.store.add_user("guest", password("guest"), tenant="acme", actor="t")
+    guest = served.as_user("guest")
+    assert (await guest.get("/v2/acme/app/manifests/v1")).status_code == 200
+    assert (await guest.get("/v2/globex/app/manifests/v1")).status_code == 404
     assert (await served.as_user("alice").get("/api/v1/tenants/acme/usage")).status_code == 200
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -145,3 +146,33 @@ async def test_usage_with_manifests_is_recomputable_from_the_event_log(
     assert before[1] > 0
     await authed.registry.meta.rebuild_views()
     assert await authed.authority.store.usage_parts("acme") == before
+
+
+async def test_a_body_streamed_without_a_length_counts_the_bytes_already_staged(
+    authed: AuthServed,
+) -> None:
+    store = authed.authority.store
+    alice = authed.as_user("alice")
+    await store.set_tenant("acme", quota_bytes=1000, actor="test")
+    started = await alice.post("/v2/acme/app/blobs/uploads/")
+    assert started.status_code == 202, started.text
+    staged = await alice.patch(started.headers["location"], content=b"x" * 600)
+    assert staged.status_code == 202, staged.text
+    location = staged.headers["location"]
+
+    async def chunks(size: int) -> AsyncIterator[bytes]:
+        for _ in range(size // 100):
+            yield b"y" * 100
+
+    fits = await alice.patch(location, content=chunks(200))
+    assert "content-length" not in fits.request.headers
+    assert fits.status_code == 202, fits.text
+    assert fits.headers["range"] == "0-799"
+    # 800 staged + 300 streamed passes the quota, though 300 alone would not:
+    # the body is cut off where it reaches the quota.
+    refused = await alice.patch(location, content=chunks(300))
+    assert "content-length" not in refused.request.headers
+    _denied_for_quota(refused)
+    status = await alice.get(location)
+    assert status.status_code == 204, status.text
+    assert int(status.headers["range"].partition("-")[2]) < 1000
