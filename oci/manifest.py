@@ -169,8 +169,17 @@ def _load_json(body: bytes) -> dict[str, Any]:
             out[key] = value
         return out
 
+    # RFC 8259 §8.1: networked JSON is UTF-8 without a byte order mark. Given
+    # bytes, json.loads would also read UTF-16/32 and skip a BOM, which Go's
+    # encoding/json (most clients) does not: decode strictly first.
+    if body.startswith(b"\xef\xbb\xbf"):
+        raise ManifestInvalid(
+            "manifest starts with a byte order mark (RFC 8259 §8.1: JSON has none)",
+            detail={"reason": "byte order mark"},
+        )
     try:
-        document = json.loads(body, object_pairs_hook=no_duplicates, parse_constant=reject_constant)
+        text = body.decode("utf-8")
+        document = json.loads(text, object_pairs_hook=no_duplicates, parse_constant=reject_constant)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
         raise ManifestInvalid(
             f"manifest is not valid JSON: {exc}", detail={"reason": str(exc)}

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from oci.digest import Digest
-from oci.errors import ManifestBlobUnknown
+from oci.errors import ManifestBlobUnknown, ManifestInvalid
 from oci.manifest import Descriptor, Manifest
 from registry.meta.events import ManifestReference, ReferenceKind
 from registry.meta.records import BlobRecord, HoldRecord, ManifestRecord, UploadRecord
@@ -50,22 +50,24 @@ async def linked_blob(conn: AsyncConnection, repo: str, digest: Digest) -> BlobR
     return None if row is None else BlobRecord.from_row(row)
 
 
-def manifest_references(manifest: Manifest) -> tuple[ManifestReference, ...]:
+def referenced_descriptors(manifest: Manifest) -> list[tuple[ReferenceKind, Descriptor]]:
     """Every descriptor of ``Manifest.references()`` (config, layers, child manifests) with
-    its role; not external layers (``Descriptor.external``), which the registry need not
-    hold. The subject is not among them."""
-    found: dict[tuple[str, str], ManifestReference] = {}
-
-    def add(kind: ReferenceKind, descriptor: Descriptor) -> None:
-        found.setdefault((kind, str(descriptor.digest)), ManifestReference(kind, descriptor.digest))
-
+    its role, in document order; not external layers (``Descriptor.external``), which the
+    registry need not hold. The subject is not among them."""
+    found: list[tuple[ReferenceKind, Descriptor]] = []
     if manifest.config is not None:
-        add("config", manifest.config)
-    for descriptor in manifest.layers:
-        if not descriptor.external:
-            add("layer", descriptor)
-    for descriptor in manifest.manifests:
-        add("manifest", descriptor)
+        found.append(("config", manifest.config))
+    found.extend(("layer", d) for d in manifest.layers if not d.external)
+    found.extend(("manifest", d) for d in manifest.manifests)
+    return found
+
+
+def manifest_references(manifest: Manifest) -> tuple[ManifestReference, ...]:
+    """``referenced_descriptors(manifest)`` as the references a ``ManifestPut`` records,
+    one per role and digest."""
+    found: dict[tuple[str, str], ManifestReference] = {}
+    for kind, descriptor in referenced_descriptors(manifest):
+        found.setdefault((kind, str(descriptor.digest)), ManifestReference(kind, descriptor.digest))
     return tuple(found.values())
 
 
@@ -78,32 +80,35 @@ def _batches(values: Sequence[str]) -> list[Sequence[str]]:
 
 async def _manifests_present(
     conn: AsyncConnection, repo: str, digests: Sequence[Digest]
-) -> set[str]:
-    """Which of ``digests`` ``repo`` holds as manifests."""
-    found: set[str] = set()
+) -> dict[str, int]:
+    """The size of each of ``digests`` ``repo`` holds as a manifest, by digest."""
+    found: dict[str, int] = {}
     for batch in _batches([str(d) for d in digests]):
-        query = sa.select(manifests.c.digest).where(
+        query = sa.select(manifests.c.digest, manifests.c.size).where(
             manifests.c.repository == repo, manifests.c.digest.in_(batch)
         )
-        found.update((await conn.execute(query)).scalars())
+        found.update((row.digest, row.size) for row in (await conn.execute(query)).all())
     return found
 
 
-async def _blobs_linked(conn: AsyncConnection, repo: str, digests: Sequence[Digest]) -> set[str]:
-    """Which of ``digests`` name a blob ``repo`` links (by sha256, blake3 or sha512)."""
+async def _blobs_linked(
+    conn: AsyncConnection, repo: str, digests: Sequence[Digest]
+) -> dict[str, int]:
+    """The size of each of ``digests`` that names a blob ``repo`` links (by sha256, blake3
+    or sha512), by that digest."""
     by_algorithm: dict[str, list[str]] = {}
     for digest in digests:
         by_algorithm.setdefault(digest.algorithm, []).append(str(digest))
-    found: set[str] = set()
+    found: dict[str, int] = {}
     for algorithm, values in by_algorithm.items():
         column = _BLOB_COLUMNS[algorithm]
         for batch in _batches(values):
             query = (
-                sa.select(column)
+                sa.select(column, blobs.c.size)
                 .join(repository_blobs, repository_blobs.c.sha256 == blobs.c.sha256)
                 .where(repository_blobs.c.repository == repo, column.in_(batch))
             )
-            found.update((await conn.execute(query)).scalars())
+            found.update((row[0], row[1]) for row in (await conn.execute(query)).all())
     return found
 
 
@@ -132,24 +137,39 @@ async def active_uploads(conn: AsyncConnection, ids: Sequence[str]) -> set[str]:
     return found
 
 
-async def require_references(
-    conn: AsyncConnection, repo: str, references: Sequence[ManifestReference]
-) -> None:
+async def require_references(conn: AsyncConnection, repo: str, manifest: Manifest) -> None:
+    """Every descriptor of ``referenced_descriptors(manifest)`` names content ``repo``
+    holds (else MANIFEST_BLOB_UNKNOWN), of the size it declares (else MANIFEST_INVALID:
+    image-spec descriptor.md, the size "MUST" be that of the content; the spec's
+    SIZE_INVALID is an upload's length)."""
     # A few batched queries, not one per reference: this runs under the write
     # lock, and a native artifact of a thousand files references a thousand blobs.
+    described = referenced_descriptors(manifest)
     manifests_held = await _manifests_present(
-        conn, repo, [r.digest for r in references if r.kind == "manifest"]
+        conn, repo, [d.digest for kind, d in described if kind == "manifest"]
     )
     blobs_held = await _blobs_linked(
-        conn, repo, [r.digest for r in references if r.kind != "manifest"]
+        conn, repo, [d.digest for kind, d in described if kind != "manifest"]
     )
-    for ref in references:
-        held = manifests_held if ref.kind == "manifest" else blobs_held
-        if str(ref.digest) not in held:
-            noun = "manifest" if ref.kind == "manifest" else "blob"
+    for kind, descriptor in described:
+        held = manifests_held if kind == "manifest" else blobs_held
+        stored = held.get(str(descriptor.digest))
+        noun = "manifest" if kind == "manifest" else "blob"
+        if stored is None:
             raise ManifestBlobUnknown(
-                f"manifest references {noun} {ref.digest}, which is not in repository {repo}",
-                detail={"digest": str(ref.digest)},
+                f"manifest references {noun} {descriptor.digest}, "
+                f"which is not in repository {repo}",
+                detail={"digest": str(descriptor.digest)},
+            )
+        if stored != descriptor.size:
+            raise ManifestInvalid(
+                f"manifest declares size {descriptor.size} for {noun} {descriptor.digest}, "
+                f"which is {stored} bytes",
+                detail={
+                    "digest": str(descriptor.digest),
+                    "size": descriptor.size,
+                    "stored": stored,
+                },
             )
 
 

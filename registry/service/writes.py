@@ -161,6 +161,8 @@ class Writes:
         blobs or manifests it does not have", MANIFEST_BLOB_UNKNOWN;
         https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#pushing-manifests).
         The subject may be absent: referrers can be pushed before their subject.
+        Each reference's declared ``size`` must be that of the stored content
+        (MANIFEST_INVALID otherwise; image-spec descriptor.md).
         """
         references = queries.manifest_references(manifest)
         event = ManifestPut(
@@ -176,7 +178,7 @@ class Writes:
             **native_retention(manifest.annotations or {}),
         )
         async with self.meta.transaction() as tx:
-            await queries.require_references(tx.conn, repo, references)
+            await queries.require_references(tx.conn, repo, manifest)
             for used in await self.rules.decide_tag_moves(
                 tx.conn, repo, str(digest), event.tags, override
             ):

@@ -47,6 +47,11 @@ async def test_blake3_digest_resolves_to_the_same_bytes(served: Served) -> None:
         ("bytes=-5", 206, (95, 5)),
         ("bytes=-1000", 206, (0, 100)),  # a suffix longer than the blob is the whole blob
         ("bytes=50-1000", 206, (50, 50)),
+        # RFC 9110 §14.1.2: a last-pos past the end is clamped, whatever its length
+        ("bytes=0-99999999999999999999999", 206, (0, 100)),
+        ("bytes=00000000000000000001-2", 206, (1, 2)),  # leading zeros are digits
+        ("bytes=-99999999999999999999999", 206, (0, 100)),
+        ("bytes=99999999999999999999999-", 416, None),
         ("bytes=100-", 416, None),
         ("bytes=500-600", 416, None),
     ],

@@ -235,6 +235,50 @@ async def test_manifest_naming_a_missing_blob(served: Served) -> None:
     assert error_code(response) == "MANIFEST_BLOB_UNKNOWN"
 
 
+@pytest.mark.parametrize("field", ["config", "layers"])
+@pytest.mark.anyio
+async def test_descriptor_size_must_match_the_stored_blob(served: Served, field: str) -> None:
+    """image-spec descriptor.md: ``size`` "MUST" be the size of the content, which a
+    client verifies before using it; a wrong one is refused here rather than served.
+    MANIFEST_INVALID, not SIZE_INVALID: the spec's SIZE_INVALID is an upload whose
+    length does not match its content. Distribution 2.8.2 accepts it (201)."""
+    config, layer = Blob(b"{}"), Blob(b"1234567")
+    await push_blob(served.client, REPO, config)
+    await push_blob(served.client, REPO, layer)
+    document = image(config, [layer])
+    wrong = document[field][0] if field == "layers" else document[field]
+    wrong["size"] = 999
+    body = json.dumps(document).encode()
+    response = await served.client.put(
+        f"/v2/{REPO}/manifests/sized", content=body, headers={"Content-Type": OCI_MANIFEST}
+    )
+    assert response.status_code == 400, response.text
+    assert error_code(response) == "MANIFEST_INVALID"
+    stored = config if field == "config" else layer
+    detail = response.json()["errors"][0]["detail"]
+    assert detail == {"digest": str(stored.digest), "size": 999, "stored": stored.size}
+    assert (await served.client.get(f"/v2/{REPO}/manifests/sized")).status_code == 404
+
+
+@pytest.mark.anyio
+async def test_index_child_size_must_match_the_stored_manifest(served: Served) -> None:
+    child = await push_image(served.client, REPO)
+    document = index([child])
+    document["manifests"][0]["size"] = len(child.body) + 1
+    body = json.dumps(document).encode()
+    response = await served.client.put(
+        f"/v2/{REPO}/manifests/multi", content=body, headers={"Content-Type": OCI_INDEX}
+    )
+    assert response.status_code == 400, response.text
+    assert error_code(response) == "MANIFEST_INVALID"
+    detail = response.json()["errors"][0]["detail"]
+    assert detail == {
+        "digest": str(child.digest),
+        "size": len(child.body) + 1,
+        "stored": len(child.body),
+    }
+
+
 @pytest.mark.anyio
 async def test_manifest_digest_must_match_the_body(served: Served) -> None:
     config = Blob(b"{}")

@@ -283,6 +283,20 @@ def test_bodies_that_are_not_json_objects(raw: bytes, words: str) -> None:
     assert words in invalid(raw).message
 
 
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [
+        # RFC 8259 §8.1: a networked JSON text has no BOM; Go's encoding/json rejects one.
+        (b"\xef\xbb\xbf" + body(image()), "byte order mark"),
+        # RFC 8259 §8.1: UTF-8 only; Python's json.loads would detect UTF-16 and read it.
+        (body(image()).decode().encode("utf-16"), "not valid JSON"),
+        (body(image()).decode().encode("utf-16-le"), "not valid JSON"),
+    ],
+)
+def test_a_valid_manifest_in_another_encoding_is_refused(raw: bytes, words: str) -> None:
+    assert words in invalid(raw).message
+
+
 @pytest.mark.parametrize("version", [None, 1.0, 2.0, "2", True, 3, [2]])
 def test_schema_version_must_be_the_integer_2(version: Any) -> None:
     e = invalid(image(schemaVersion=version))
