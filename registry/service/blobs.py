@@ -49,9 +49,17 @@ async def new_upload(registry: Registry, repo: str, *, actor: str) -> str:
     return upload_id
 
 
-async def get_upload(registry: Registry, repo: str, upload_id: str) -> UploadRecord:
+async def get_upload(
+    registry: Registry, repo: str, upload_id: str, *, opened_by: str | None
+) -> UploadRecord:
+    """The active session ``upload_id`` of ``repo``, if ``opened_by`` opened it.
+
+    ``opened_by`` None lets any caller use any session (auth off, or an
+    admin). A session another principal opened reads as unknown, the answer
+    for a session that does not exist, so its id is not confirmed to others.
+    """
     upload = await registry.meta.get_upload(repo, upload_id)
-    if upload is None:
+    if upload is None or (opened_by is not None and upload.opened_by != opened_by):
         raise BlobUploadUnknown(
             f"upload {upload_id[:80]!r} is unknown to repository {repo}",
             detail={"upload": upload_id[:80]},
@@ -78,10 +86,10 @@ async def _record_staged(
 
 
 async def upload_status(
-    registry: Registry, repo: str, upload_id: str, *, actor: str
+    registry: Registry, repo: str, upload_id: str, *, opened_by: str | None, actor: str
 ) -> UploadRecord:
-    """The session, its offset what is staged."""
-    upload = await get_upload(registry, repo, upload_id)
+    """The session (``get_upload``), its offset what is staged."""
+    upload = await get_upload(registry, repo, upload_id, opened_by=opened_by)
     staged = await registry.blobs.staged_size(upload.id)
     return await _record_staged(registry, upload, staged, actor=actor)
 
@@ -221,7 +229,7 @@ async def push_monolithic(
     upload_id = await new_upload(registry, repo, actor=actor)
     # The row just written, without reading it back: a push is on the hot path.
     now = dt.datetime.now(dt.UTC)
-    upload = UploadRecord(upload_id, repo, now, now, 0, "active")
+    upload = UploadRecord(upload_id, repo, now, now, 0, "active", actor)
     try:
         return await finish_upload(
             registry, upload, digest, body, None, content_length, actor=actor
