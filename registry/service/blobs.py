@@ -106,37 +106,30 @@ async def _open(registry: Registry, upload: UploadRecord, *, actor: str) -> Blob
     return writer
 
 
-async def _close_and_record(
-    registry: Registry, upload: UploadRecord, writer: BlobWriter, start: int, *, actor: str
-) -> None:
-    """After a failed chunk: close ``writer`` (its bytes become durable), then record its offset.
+async def _discard_chunk(registry: Registry, writer: BlobWriter, start: int) -> None:
+    """After a failed chunk: close ``writer``, then cut the staged bytes back to ``start``.
 
-    In that order, a recorded offset never names bytes a crash could still
-    take away. If the close fails too, nothing is recorded: what reached the
-    store is unknown, and the next writer's ``_open`` finds out.
+    A chunk is kept whole or not at all. A body that ends short of its
+    ``Content-Length`` (the client went away), one longer or shorter than
+    announced, or a write that failed leaves the session where the chunk
+    began, so the recorded offset stays right and the client resumes from
+    there. If the close or the cut fails, what is staged is unknown: the
+    next writer's ``_open`` brings the recorded offset to the staged bytes.
     """
-    try:
+    with contextlib.suppress(Exception):
         await writer.close()
-    except Exception:
-        return
     if writer.offset != start:
-        await registry.writes.progress_upload(upload.id, writer.offset, actor=actor)
+        with contextlib.suppress(Exception):
+            await registry.blobs.truncate_upload(writer.upload_id, start)
 
 
 async def _write_chunk(
-    registry: Registry,
-    upload: UploadRecord,
-    writer: BlobWriter,
-    body: AsyncIterable[bytes],
-    announced: int | None,
-    *,
-    actor: str,
+    registry: Registry, writer: BlobWriter, body: AsyncIterable[bytes], announced: int | None
 ) -> None:
-    """Stream ``body`` into ``writer``; on failure the recorded offset follows the staged bytes.
+    """Stream ``body`` into ``writer``; on failure the chunk is dropped (``_discard_chunk``).
 
-    Whatever arrived stays staged even when the chunk turns out short, long
-    or cut off, and the recorded offset is moved to match, so a client that
-    asks for the upload's status (GET, ``Range``) resumes from the truth:
+    A client that asks for the upload's status (GET, ``Range``) after a
+    failed chunk resumes from where that chunk began:
     https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#pushing-a-blob-in-chunks
     On success the caller records the offset (PATCH) or ends the session with
     the commit (PUT), so a push costs no extra metadata write.
@@ -153,7 +146,7 @@ async def _write_chunk(
             )
     except BaseException:
         with anyio.CancelScope(shield=True):
-            await _close_and_record(registry, upload, writer, start, actor=actor)
+            await _discard_chunk(registry, writer, start)
         raise
 
 
@@ -171,7 +164,7 @@ async def append(
     try:
         plan = plan_chunk(writer.offset, content_range, content_length)
         start = writer.offset
-        await _write_chunk(registry, upload, writer, body, plan.length, actor=actor)
+        await _write_chunk(registry, writer, body, plan.length)
     except BaseException:
         with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
             await writer.close()  # the chunk's own error is the one to report
@@ -196,7 +189,7 @@ async def finish_upload(
     writer = await _open(registry, upload, actor=actor)
     try:
         plan = plan_chunk(writer.offset, content_range, content_length)
-        await _write_chunk(registry, upload, writer, body, plan.length, actor=actor)
+        await _write_chunk(registry, writer, body, plan.length)
         try:
             info = await writer.commit(digest)
         except DigestInvalid:
