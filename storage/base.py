@@ -196,6 +196,17 @@ class BlobStore(Protocol):
         """
         ...
 
+    async def truncate_upload(self, upload_id: str, size: int) -> None:
+        """Cut the staged bytes of ``upload_id`` back to their first ``size``.
+
+        Guaranteed: afterwards ``staged_size`` is at most ``size`` and the next
+        ``upload(upload_id)`` starts there with the hashes of what is left; no
+        error when fewer bytes (or none) are staged, or the id is invalid.
+        Used to drop a chunk that did not arrive whole. Undefined while a
+        writer of that session is open.
+        """
+        ...
+
     async def staged_size(self, upload_id: str) -> int:
         """How many bytes ``upload_id`` has staged: 0 when none, or when the id is invalid.
 

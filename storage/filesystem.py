@@ -248,6 +248,25 @@ class FsBlobStore:
         if UPLOAD_ID.fullmatch(upload_id):
             await in_thread(self._staged(upload_id).unlink, missing_ok=True)
 
+    async def truncate_upload(self, upload_id: str, size: int) -> None:
+        self._hash_cache.pop(upload_id, None)
+        if not UPLOAD_ID.fullmatch(upload_id):
+            return
+
+        def cut() -> None:
+            try:
+                fd = os.open(self._staged(upload_id), os.O_WRONLY)
+            except FileNotFoundError:
+                return
+            try:
+                if os.fstat(fd).st_size > size:
+                    os.ftruncate(fd, size)
+                    os.fsync(fd)  # durable before the caller answers the client
+            finally:
+                os.close(fd)
+
+        await in_thread(cut)
+
     async def staged_size(self, upload_id: str) -> int:
         if not UPLOAD_ID.fullmatch(upload_id):
             return 0

@@ -122,6 +122,13 @@ class MemoryBlobStore:
         self._backend.staged.pop(upload_id, None)
         self._backend.touched.pop(upload_id, None)
 
+    async def truncate_upload(self, upload_id: str, size: int) -> None:
+        await anyio.lowlevel.checkpoint()
+        self._hash_cache.pop(upload_id, None)
+        staged = self._backend.staged.get(upload_id)
+        if staged is not None and len(staged) > size:
+            del staged[size:]
+
     async def staged_size(self, upload_id: str) -> int:
         await anyio.lowlevel.checkpoint()
         return len(self._backend.staged.get(upload_id, b""))

@@ -428,6 +428,25 @@ class S3BlobStore:
         for i in range(0, len(keys), 1000):  # DeleteObjects takes at most 1,000 keys
             await self._delete(keys[i : i + 1000])
 
+    async def truncate_upload(self, upload_id: str, size: int) -> None:
+        self._hash_cache.pop(upload_id, None)
+        try:
+            check_upload_id(upload_id)
+        except UploadNotFound:
+            return
+        parts, _ = await self._staged(upload_id)
+        # The parts past ``size`` go first, so the staged bytes stay a gapless prefix.
+        gone = [self._upload_key(upload_id, f"{p.offset:020d}") for p in parts if p.offset >= size]
+        for i in range(0, len(gone), 1000):  # DeleteObjects takes at most 1,000 keys
+            await self._delete(gone[i : i + 1000])
+        for part in parts:
+            if part.offset < size < part.offset + part.size:
+                key = self._upload_key(upload_id, f"{part.offset:020d}")
+                kept = bytearray()
+                async for chunk in await self._stream(key, 0, size - part.offset):
+                    kept += chunk
+                await self._put(key, bytes(kept))
+
     async def staged_size(self, upload_id: str) -> int:
         try:
             check_upload_id(upload_id)

@@ -16,14 +16,26 @@ full), makes the server close the connection after it; the client's next
 write fails, and clients then read the response waiting for them (as they do
 with distribution, which closes such connections too). A connection whose
 request body was read to its end stays open as before.
+
+A client that goes away mid-body is routine (a cancelled push, a dropped
+link), not a fault of the server: whichever layer was reading the body
+(a route, the auth layer's ``/token``, the quota guard) raises
+``ClientDisconnect``; it is logged here as one INFO line and nothing is
+answered, instead of a 500 and two tracebacks. What the request had written
+is the service's to undo (an upload chunk cut short is dropped).
 """
 
 from __future__ import annotations
 
+import logging
+
 import anyio
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["CloseOnUnreadBody"]
+
+log = logging.getLogger("artifact_store.http")
 
 
 def _has_body(scope: Scope) -> bool:
@@ -45,13 +57,19 @@ class CloseOnUnreadBody:
         self._app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope.get("http_version") not in ("1.0", "1.1")
-            or not _has_body(scope)  # GET and HEAD, the hot path: nothing to wrap
-        ):
+        if scope["type"] != "http" or not _has_body(scope):  # GET and HEAD: the hot path
             await self._app(scope, receive, send)
             return
+        try:
+            if scope.get("http_version") in ("1.0", "1.1"):
+                await self._closing(scope, receive, send)
+            else:  # HTTP/2 ends a stream, not the connection: nothing to close
+                await self._app(scope, receive, send)
+        except ClientDisconnect:
+            method, path = scope["method"], scope["path"]
+            log.info("request %s %s: the client disconnected before its body ended", method, path)
+
+    async def _closing(self, scope: Scope, receive: Receive, send: Send) -> None:
         unread = True
 
         async def receiving() -> Message:

@@ -37,6 +37,7 @@ __all__ = [
     "read_capped",
     "record_pull",
     "registry_of",
+    "session_owner",
     "url_for",
 ]
 
@@ -82,6 +83,15 @@ def actor(request: Request) -> str:
     """Who the event log records: the authenticated principal, else "anonymous"."""
     principal = principal_of(request)
     return "anonymous" if principal is None else principal.name
+
+
+def session_owner(request: Request) -> str | None:
+    """Whose upload sessions the caller may use: its own, or (None) any when auth is off
+    or the caller is a registry-wide admin."""
+    principal = principal_of(request)
+    if principal is None or principal.is_global_admin:
+        return None
+    return principal.name
 
 
 async def read_capped(request: Request, limit: int) -> bytes:

@@ -8,7 +8,9 @@ the live views by construction; the property test in tests/meta checks it.
 Rules that keep that true:
 
 - an event carries every fact it projects, and ``ts`` (the event's own
-  timestamp) is the only clock used here;
+  timestamp) is the only clock used here; the one fact taken from beside
+  the event is its ``actor``, which the log records with it and which the
+  ``uploads`` view keeps as the session's opener;
 - ``apply`` never raises for an event a write accepted: preconditions
   (does the tag exist? is the blob in the repository?) and the rules are
   checked before the event is appended, so here every step is idempotent
@@ -57,8 +59,11 @@ from registry.meta.tables import (
 __all__ = ["apply"]
 
 
-async def apply(conn: AsyncConnection, event: Event, ts: dt.datetime) -> None:
-    """Fold ``event`` into the views: the handler for its type (none: nothing to do)."""
+async def apply(conn: AsyncConnection, event: Event, ts: dt.datetime, actor: str) -> None:
+    """Fold ``event`` (appended by ``actor``) into the views: the handler for its type."""
+    if isinstance(event, UploadStarted):
+        await _upload_started(conn, event, ts, actor)
+        return
     handler = _HANDLERS.get(type(event))
     if handler is not None:
         await handler(conn, event, ts)
@@ -154,7 +159,9 @@ async def _tag_overridden(_conn: AsyncConnection, _event: TagOverridden, _ts: dt
     pass  # a record for auditors; the move or delete that follows changes the views
 
 
-async def _upload_started(conn: AsyncConnection, event: UploadStarted, ts: dt.datetime) -> None:
+async def _upload_started(
+    conn: AsyncConnection, event: UploadStarted, ts: dt.datetime, actor: str
+) -> None:
     await conn.execute(
         sa.insert(uploads).values(
             id=event.upload_id,
@@ -163,6 +170,7 @@ async def _upload_started(conn: AsyncConnection, event: UploadStarted, ts: dt.da
             updated_at=ts,
             offset=0,
             state="active",
+            opened_by=actor,
         )
     )
 
@@ -200,7 +208,6 @@ _HANDLERS: dict[type, _Handler] = {
     HoldReleased: _hold_released,
     RetentionExtended: _retention_extended,
     TagOverridden: _tag_overridden,
-    UploadStarted: _upload_started,
     UploadProgressed: _upload_progressed,
     UploadEnded: _upload_ended,
 }

@@ -75,6 +75,8 @@ class UploadRecord:
     offset: int
     # active, completed, cancelled or expired
     state: str
+    # who opened the session (the actor of its upload.started); None: not known
+    opened_by: str | None = None
 
     @classmethod
     def from_row(cls, row: sa.Row[Any]) -> UploadRecord:
@@ -85,6 +87,7 @@ class UploadRecord:
             updated_at=row.updated_at,
             offset=row.offset,
             state=row.state,
+            opened_by=row.opened_by,
         )
 
 

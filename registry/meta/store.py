@@ -61,7 +61,7 @@ class Transaction:
     async def append_event(self, event: Event, actor: str) -> int:
         """Append ``event`` to the log and fold it into the views; returns its seq."""
         record = await log.append_event(self.conn, event, actor, self._clock)
-        await projector.apply(self.conn, event, record.ts)
+        await projector.apply(self.conn, event, record.ts, actor)
         return record.seq
 
 
@@ -134,7 +134,7 @@ class MetadataStore:
             after = 0
             while batch := await log.read_events(tx.conn, after, _REPLAY_BATCH, None, None):
                 for record in batch:
-                    await projector.apply(tx.conn, record.event, record.ts)
+                    await projector.apply(tx.conn, record.event, record.ts, record.actor)
                 after = batch[-1].seq
                 replayed += len(batch)
         return replayed

@@ -195,6 +195,9 @@ uploads = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("offset", sa.BigInteger, nullable=False),
     sa.Column("state", sa.String(16), nullable=False),
+    # The actor of the upload.started event: only it (or an admin) may use the session.
+    # NULL on rows from before revision 0004 until the views are rebuilt from the log.
+    sa.Column("opened_by", sa.String(255), nullable=True),
     sa.CheckConstraint("state IN ('active', 'completed', 'cancelled', 'expired')", name="state"),
     sa.Index(None, "state", "updated_at"),
 )

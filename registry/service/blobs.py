@@ -49,9 +49,17 @@ async def new_upload(registry: Registry, repo: str, *, actor: str) -> str:
     return upload_id
 
 
-async def get_upload(registry: Registry, repo: str, upload_id: str) -> UploadRecord:
+async def get_upload(
+    registry: Registry, repo: str, upload_id: str, *, opened_by: str | None
+) -> UploadRecord:
+    """The active session ``upload_id`` of ``repo``, if ``opened_by`` opened it.
+
+    ``opened_by`` None lets any caller use any session (auth off, or an
+    admin). A session another principal opened reads as unknown, the answer
+    for a session that does not exist, so its id is not confirmed to others.
+    """
     upload = await registry.meta.get_upload(repo, upload_id)
-    if upload is None:
+    if upload is None or (opened_by is not None and upload.opened_by != opened_by):
         raise BlobUploadUnknown(
             f"upload {upload_id[:80]!r} is unknown to repository {repo}",
             detail={"upload": upload_id[:80]},
@@ -78,10 +86,10 @@ async def _record_staged(
 
 
 async def upload_status(
-    registry: Registry, repo: str, upload_id: str, *, actor: str
+    registry: Registry, repo: str, upload_id: str, *, opened_by: str | None, actor: str
 ) -> UploadRecord:
-    """The session, its offset what is staged."""
-    upload = await get_upload(registry, repo, upload_id)
+    """The session (``get_upload``), its offset what is staged."""
+    upload = await get_upload(registry, repo, upload_id, opened_by=opened_by)
     staged = await registry.blobs.staged_size(upload.id)
     return await _record_staged(registry, upload, staged, actor=actor)
 
@@ -98,37 +106,30 @@ async def _open(registry: Registry, upload: UploadRecord, *, actor: str) -> Blob
     return writer
 
 
-async def _close_and_record(
-    registry: Registry, upload: UploadRecord, writer: BlobWriter, start: int, *, actor: str
-) -> None:
-    """After a failed chunk: close ``writer`` (its bytes become durable), then record its offset.
+async def _discard_chunk(registry: Registry, writer: BlobWriter, start: int) -> None:
+    """After a failed chunk: close ``writer``, then cut the staged bytes back to ``start``.
 
-    In that order, a recorded offset never names bytes a crash could still
-    take away. If the close fails too, nothing is recorded: what reached the
-    store is unknown, and the next writer's ``_open`` finds out.
+    A chunk is kept whole or not at all. A body that ends short of its
+    ``Content-Length`` (the client went away), one longer or shorter than
+    announced, or a write that failed leaves the session where the chunk
+    began, so the recorded offset stays right and the client resumes from
+    there. If the close or the cut fails, what is staged is unknown: the
+    next writer's ``_open`` brings the recorded offset to the staged bytes.
     """
-    try:
+    with contextlib.suppress(Exception):
         await writer.close()
-    except Exception:
-        return
     if writer.offset != start:
-        await registry.writes.progress_upload(upload.id, writer.offset, actor=actor)
+        with contextlib.suppress(Exception):
+            await registry.blobs.truncate_upload(writer.upload_id, start)
 
 
 async def _write_chunk(
-    registry: Registry,
-    upload: UploadRecord,
-    writer: BlobWriter,
-    body: AsyncIterable[bytes],
-    announced: int | None,
-    *,
-    actor: str,
+    registry: Registry, writer: BlobWriter, body: AsyncIterable[bytes], announced: int | None
 ) -> None:
-    """Stream ``body`` into ``writer``; on failure the recorded offset follows the staged bytes.
+    """Stream ``body`` into ``writer``; on failure the chunk is dropped (``_discard_chunk``).
 
-    Whatever arrived stays staged even when the chunk turns out short, long
-    or cut off, and the recorded offset is moved to match, so a client that
-    asks for the upload's status (GET, ``Range``) resumes from the truth:
+    A client that asks for the upload's status (GET, ``Range``) after a
+    failed chunk resumes from where that chunk began:
     https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#pushing-a-blob-in-chunks
     On success the caller records the offset (PATCH) or ends the session with
     the commit (PUT), so a push costs no extra metadata write.
@@ -145,7 +146,7 @@ async def _write_chunk(
             )
     except BaseException:
         with anyio.CancelScope(shield=True):
-            await _close_and_record(registry, upload, writer, start, actor=actor)
+            await _discard_chunk(registry, writer, start)
         raise
 
 
@@ -163,7 +164,7 @@ async def append(
     try:
         plan = plan_chunk(writer.offset, content_range, content_length)
         start = writer.offset
-        await _write_chunk(registry, upload, writer, body, plan.length, actor=actor)
+        await _write_chunk(registry, writer, body, plan.length)
     except BaseException:
         with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
             await writer.close()  # the chunk's own error is the one to report
@@ -188,7 +189,7 @@ async def finish_upload(
     writer = await _open(registry, upload, actor=actor)
     try:
         plan = plan_chunk(writer.offset, content_range, content_length)
-        await _write_chunk(registry, upload, writer, body, plan.length, actor=actor)
+        await _write_chunk(registry, writer, body, plan.length)
         try:
             info = await writer.commit(digest)
         except DigestInvalid:
@@ -221,7 +222,7 @@ async def push_monolithic(
     upload_id = await new_upload(registry, repo, actor=actor)
     # The row just written, without reading it back: a push is on the hot path.
     now = dt.datetime.now(dt.UTC)
-    upload = UploadRecord(upload_id, repo, now, now, 0, "active")
+    upload = UploadRecord(upload_id, repo, now, now, 0, "active", actor)
     try:
         return await finish_upload(
             registry, upload, digest, body, None, content_length, actor=actor

@@ -33,6 +33,7 @@ starts clean).
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import AsyncIterator
 from typing import ClassVar
@@ -345,6 +346,23 @@ class BlobStoreSuite:
         writer = await store.upload("idle")
         assert writer.offset == 0
         await writer.abort()
+
+    async def test_truncate_upload_drops_the_tail_and_rehashes(self, store: BlobStore) -> None:
+        await store.truncate_upload("never-opened", 0)
+        data = os.urandom(3000)
+        writer = await store.upload("cut")
+        await writer.write(data[:1000])
+        await writer.write(data[1000:])
+        await writer.close()
+        await store.truncate_upload("cut", 1000)
+        await store.truncate_upload("cut", 2000)  # fewer are staged: nothing to do
+        assert await store.staged_size("cut") == 1000
+        writer = await store.upload("cut")
+        assert writer.offset == 1000
+        await writer.write(data[1000:1500])
+        info = await writer.commit(Digest.compute(data[:1500]))
+        assert info.size == 1500
+        await store.delete(info.sha256)
 
     async def test_finished_writer_refuses_more(self, store: BlobStore) -> None:
         for finish in ("close", "abort", "commit"):

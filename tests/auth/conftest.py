@@ -4,6 +4,7 @@ Accounts seeded in every test (passwords are the names reversed):
 
 - ``root``: registry-wide admin;
 - ``alice``: tenant ``acme``, maintainer (pull, push, delete);
+- ``carol``: tenant ``acme``, maintainer too (a second writer of alice's repositories);
 - ``reader``: tenant ``acme``, reader (pull);
 - ``writer``: tenant ``acme``, writer (pull, push: no delete);
 - ``bob``: tenant ``globex``, maintainer;
@@ -37,6 +38,7 @@ BASE_URL = "http://registry.test"
 ACCOUNTS = {
     "root": (None, ["admin"]),
     "alice": ("acme", ["maintainer"]),
+    "carol": ("acme", ["maintainer"]),
     "reader": ("acme", ["reader"]),
     "writer": ("acme", ["writer"]),
     "bob": ("globex", ["maintainer"]),

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from registry.http.native._common import PREFIX, digest_param, json_response, name_of
-from registry.http.request import actor, path_for, registry_of
+from registry.http.request import actor, path_for, registry_of, session_owner
 from registry.native.uploads import commit_upload, push_blob
 from registry.service import blobs
 from storage.base import BlobInfo
@@ -56,7 +56,11 @@ def _committed(info: BlobInfo, status: int = 201) -> Response:
 async def upload_status(request: Request) -> Response:
     name = name_of(request)
     upload = await blobs.upload_status(
-        registry_of(request), name, request.path_params["upload"], actor=actor(request)
+        registry_of(request),
+        name,
+        request.path_params["upload"],
+        opened_by=session_owner(request),
+        actor=actor(request),
     )
     return _upload_json(request, name, upload.id, upload.offset)
 
@@ -64,7 +68,9 @@ async def upload_status(request: Request) -> Response:
 async def append_upload(request: Request) -> Response:
     name = name_of(request)
     registry = registry_of(request)
-    upload = await blobs.get_upload(registry, name, request.path_params["upload"])
+    upload = await blobs.get_upload(
+        registry, name, request.path_params["upload"], opened_by=session_owner(request)
+    )
     offset = await blobs.append(
         registry,
         upload,
@@ -80,7 +86,9 @@ async def finish_upload(request: Request) -> Response:
     name = name_of(request)
     registry = registry_of(request)
     sha256, blake3 = digest_param(request, "sha256"), digest_param(request, "blake3")
-    upload = await blobs.get_upload(registry, name, request.path_params["upload"])
+    upload = await blobs.get_upload(
+        registry, name, request.path_params["upload"], opened_by=session_owner(request)
+    )
     info = await commit_upload(
         registry,
         upload,
@@ -97,7 +105,9 @@ async def finish_upload(request: Request) -> Response:
 async def cancel_upload(request: Request) -> Response:
     name = name_of(request)
     registry = registry_of(request)
-    upload = await blobs.get_upload(registry, name, request.path_params["upload"])
+    upload = await blobs.get_upload(
+        registry, name, request.path_params["upload"], opened_by=session_owner(request)
+    )
     await blobs.cancel_upload(registry, upload, actor=actor(request))
     return Response(None, 204)
 

@@ -16,7 +16,7 @@ from oci.digest import Digest
 from oci.errors import DigestInvalid, RangeNotSatisfiable
 from oci.reference import validate_repository
 from registry.http.errors import error_response
-from registry.http.request import actor, registry_of
+from registry.http.request import actor, registry_of, session_owner
 from registry.http.v2._common import absolute, digest_param, headers, name_of
 from registry.service import blobs
 from registry.service.upload import range_header
@@ -76,7 +76,11 @@ async def start_upload(request: Request) -> Response:
 async def upload_status(request: Request) -> Response:
     name = name_of(request)
     upload = await blobs.upload_status(
-        registry_of(request), name, request.path_params["upload"], actor=actor(request)
+        registry_of(request),
+        name,
+        request.path_params["upload"],
+        opened_by=session_owner(request),
+        actor=actor(request),
     )
     return Response(None, 204, headers=_upload_headers(request, name, upload.id, upload.offset))
 
@@ -84,7 +88,9 @@ async def upload_status(request: Request) -> Response:
 async def patch_upload(request: Request) -> Response:
     name = name_of(request)
     registry = registry_of(request)
-    upload = await blobs.get_upload(registry, name, request.path_params["upload"])
+    upload = await blobs.get_upload(
+        registry, name, request.path_params["upload"], opened_by=session_owner(request)
+    )
     try:
         offset = await blobs.append(
             registry,
@@ -106,7 +112,9 @@ async def patch_upload(request: Request) -> Response:
 async def put_upload(request: Request) -> Response:
     name = name_of(request)
     registry = registry_of(request)
-    upload = await blobs.get_upload(registry, name, request.path_params["upload"])
+    upload = await blobs.get_upload(
+        registry, name, request.path_params["upload"], opened_by=session_owner(request)
+    )
     digest = digest_param(request)
     if digest is None:
         raise DigestInvalid("the digest query parameter is required to complete an upload")
@@ -125,6 +133,8 @@ async def put_upload(request: Request) -> Response:
 async def cancel_upload(request: Request) -> Response:
     name = name_of(request)
     registry = registry_of(request)
-    upload = await blobs.get_upload(registry, name, request.path_params["upload"])
+    upload = await blobs.get_upload(
+        registry, name, request.path_params["upload"], opened_by=session_owner(request)
+    )
     await blobs.cancel_upload(registry, upload, actor=actor(request))
     return Response(b"", 204, headers=headers())
