@@ -129,8 +129,29 @@ async def unreferenced_links(
 
 
 def _unlinked(cutoff: dt.datetime) -> sa.ColumnElement[bool]:
+    """No link, no manifest anywhere naming it, untouched since ``cutoff``.
+
+    A manifest can outlive its repository's link to a blob (an explicit
+    DELETE of the blob): its bytes stay while any manifest references them,
+    so the manifest can be repaired by pushing the blob again, and ``verify``
+    never finds a live manifest whose bytes GC took. The index on
+    ``referenced_digest`` serves each of the three equalities.
+    """
     linked = sa.select(sa.literal(1)).where(repository_blobs.c.sha256 == blobs.c.sha256).exists()
-    return sa.and_(~linked, sa.func.coalesce(blobs.c.touched_at, blobs.c.created_at) < cutoff)
+    named = (
+        sa.select(sa.literal(1))
+        .where(
+            manifest_references.c.kind.in_(("config", "layer")),
+            sa.or_(
+                manifest_references.c.referenced_digest == blobs.c.sha256,
+                manifest_references.c.referenced_digest == blobs.c.blake3,
+                manifest_references.c.referenced_digest == blobs.c.sha512,
+            ),
+        )
+        .exists()
+    )
+    touched = sa.func.coalesce(blobs.c.touched_at, blobs.c.created_at)
+    return sa.and_(~linked, ~named, touched < cutoff)
 
 
 async def count_unlinked(conn: AsyncConnection, cutoff: dt.datetime) -> int:

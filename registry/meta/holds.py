@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from registry.meta.tables import blobs as blob_rows
 from registry.meta.tables import holds, manifest_references, manifests, tags
 
-__all__ = ["Protected", "protected"]
+__all__ = ["Content", "Protected", "content_of", "protected", "tag_digests", "tags_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +96,43 @@ async def _sha256_of(conn: AsyncConnection, digests: set[str]) -> set[str]:
         sa.or_(blob_rows.c.blake3.in_(aliases), blob_rows.c.sha512.in_(aliases))
     )
     return set((await conn.execute(query)).scalars())
+
+
+@dataclass(frozen=True, slots=True)
+class Content:
+    """What some manifests are made of: they, their child manifests (transitively) and
+    the blobs all of those reference, as named and by sha256. Unlike a hold's closure,
+    referrers are not part of it: a signature is about an image, not in it."""
+
+    manifests: frozenset[str]
+    blobs: frozenset[str]
+
+
+async def content_of(conn: AsyncConnection, repository: str, roots: set[str]) -> Content:
+    frontier = set(roots)
+    kept: set[str] = set()
+    blobs: set[str] = set()
+    while frontier:
+        kept |= frontier
+        refs = (
+            await conn.execute(
+                sa.select(
+                    manifest_references.c.kind, manifest_references.c.referenced_digest
+                ).where(
+                    manifest_references.c.repository == repository,
+                    manifest_references.c.manifest_digest.in_(list(frontier)),
+                )
+            )
+        ).all()
+        blobs |= {r.referenced_digest for r in refs if r.kind != "manifest"}
+        frontier = {r.referenced_digest for r in refs if r.kind == "manifest"} - kept
+    return Content(frozenset(kept), frozenset(blobs | await _sha256_of(conn, blobs)))
+
+
+async def tag_digests(conn: AsyncConnection, repository: str) -> list[tuple[str, str]]:
+    """(tag, digest) of every tag of ``repository``, by tag."""
+    query = sa.select(tags.c.tag, tags.c.digest).where(tags.c.repository == repository)
+    return [(r.tag, r.digest) for r in await conn.execute(query.order_by(tags.c.tag))]
 
 
 async def tags_of(conn: AsyncConnection, repository: str, digest: str) -> list[str]:

@@ -173,6 +173,8 @@ manifest_references = sa.Table(
     sa.CheckConstraint("kind IN ('config', 'layer', 'manifest')", name="kind"),
     # Garbage collection asks "does anything still reference this digest?".
     sa.Index(None, "repository", "referenced_digest"),
+    # ... and "does any manifest, in any repository, still name this blob?"
+    sa.Index(None, "referenced_digest"),
 )
 
 tags = sa.Table(

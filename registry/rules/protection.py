@@ -5,7 +5,9 @@ client's ``/v2/`` or native push and delete, retention and garbage
 collection. A legal hold refuses the change outright (no override lifts a
 hold); an immutable tag refuses it unless an admin's ``override`` reason
 is given, which the decision returns as a ``TagOverridden`` event so it is
-recorded in the same transaction as the change.
+recorded in the same transaction as the change. What an immutable tag
+points at (child manifests and blobs, through indexes) cannot be deleted
+while it does, and no override lifts that: the override is for the tag.
 """
 
 from __future__ import annotations
@@ -106,6 +108,12 @@ class Rules:
             used = self._tag_override(repo, tag, held, "delete", override, what)
             if used is not None:
                 overrides.append(used)
+        # A child of an immutable tag's index (the tags pointing at it were decided above).
+        parent = await self._immutable_tag_over(
+            conn, repo, lambda c: digest in c.manifests, skip_root=digest
+        )
+        if parent is not None:
+            raise _content_denial(repo, parent, f"manifest {digest}", digest)
         return overrides
 
     async def decide_tag_delete(
@@ -118,8 +126,48 @@ class Rules:
         used = self._tag_override(repo, tag, held, "delete", override, "it cannot be deleted")
         return [] if used is None else [used]
 
-    async def check_blob_unlink(self, conn: AsyncConnection, repo: str, sha256: str) -> None:
-        """Raise DENIED if a legal hold on ``repo`` covers the blob ``sha256``."""
+    async def check_blob_unlink(
+        self, conn: AsyncConnection, repo: str, sha256: str, named: str | None = None
+    ) -> None:
+        """Raise DENIED if a legal hold on ``repo`` covers the blob ``sha256``, or if a
+        manifest an immutable tag of ``repo`` points at references it (``named``: the
+        digest the client named it by, for the denial)."""
         held = await holds.protected(conn, repo)
         if held.covers_blob(sha256):
             raise held_denial(repo, held, f"blob {sha256}")
+        tag = await self._immutable_tag_over(conn, repo, lambda c: sha256 in c.blobs)
+        if tag is not None:
+            raise _content_denial(repo, tag, f"blob {named or sha256}", named or sha256)
+
+    async def _immutable_tag_over(
+        self,
+        conn: AsyncConnection,
+        repo: str,
+        contains: Callable[[holds.Content], bool],
+        skip_root: str | None = None,
+    ) -> str | None:
+        """The first immutable tag of ``repo`` whose content ``contains`` says yes to;
+        tags pointing at ``skip_root`` are not asked (the caller decided those).
+
+        No override lifts this: an override changes a tag, and the content
+        is protected for as long as the tag points at it (move or delete the
+        tag with an override first). All the immutable tags' content is
+        read at once; only a denial looks for the tag to name.
+        """
+        roots: dict[str, list[str]] = {}
+        for tag, digest in await holds.tag_digests(conn, repo):
+            if digest != skip_root and self.immutable(repo, tag):
+                roots.setdefault(digest, []).append(tag)
+        if not roots or not contains(await holds.content_of(conn, repo, set(roots))):
+            return None
+        for digest, tags in roots.items():
+            if contains(await holds.content_of(conn, repo, {digest})):
+                return tags[0]
+        return None  # pragma: no cover - the union contained it, so one root does
+
+
+def _content_denial(repo: str, tag: str, what: str, digest: str) -> Denied:
+    return Denied(
+        f"{what} in {repo} is part of immutable tag {tag}",
+        detail={"reason": "immutable", "tag": tag, "digest": digest},
+    )

@@ -126,13 +126,19 @@ class Writes:
             return blob
 
     async def unlink_blob(self, repo: str, digest: Digest, *, actor: str) -> None:
+        """Remove ``repo``'s link to a blob (BLOB_UNKNOWN if it has none).
+
+        Refused (DENIED) when a legal hold covers the blob, and when a
+        manifest an immutable tag of ``repo`` points at references it,
+        directly or through an index: no override lifts that.
+        """
         async with self.meta.transaction() as tx:
             blob = await queries.linked_blob(tx.conn, repo, digest)
             if blob is None:
                 raise BlobUnknown(
                     f"blob {digest} is not in repository {repo}", detail={"digest": str(digest)}
                 )
-            await self.rules.check_blob_unlink(tx.conn, repo, str(blob.sha256))
+            await self.rules.check_blob_unlink(tx.conn, repo, str(blob.sha256), str(digest))
             await tx.append_event(BlobUnlinked(repo, blob.sha256), actor)
 
     # -- manifests and tags ------------------------------------------------------

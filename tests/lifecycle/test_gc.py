@@ -191,8 +191,24 @@ async def test_held_content_is_kept(env: Env) -> None:
     await env.registry.writes.release_hold(hold.id, "settled", actor="legal")
     await env.registry.writes.release_hold(evidence.id, "closed", actor="legal")
     report = await env.gc(hours=48)
-    assert (report.links_removed, report.blobs_deleted) == (1, 2)
+    assert (report.links_removed, report.blobs_deleted) == (1, 1)
     assert not await env.stored(loose)
+    assert await env.stored(layer)  # the manifest, released, still names it
+
+
+async def test_a_manifest_keeps_the_bytes_of_a_blob_whose_link_was_deleted(env: Env) -> None:
+    """GC frees no bytes a live manifest references, in any repository."""
+    layer = random_blob()
+    pushed = await push_image(env, "gc/dangling", "latest", layer)
+    assert (await env.client.delete(f"/v2/gc/dangling/blobs/{layer.digest}")).status_code == 202
+    dry = await env.gc(hours=48, dry_run=True)
+    report = await env.gc(hours=48)
+    assert (dry.blobs_deleted, report.blobs_deleted) == (0, 0)
+    assert await env.stored(layer)
+
+    deleted = await env.client.delete(f"/v2/gc/dangling/manifests/{pushed.digest}")
+    assert deleted.status_code == 202
+    report = await env.gc(hours=48)
     assert not await env.stored(layer)
 
 

@@ -7,6 +7,7 @@ serve --config`` with oras-py, which is how the rules reach a real server.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
@@ -18,10 +19,12 @@ import httpx
 import oras.client
 import pytest
 
-from oci import native
+from oci import mediatype, native
+from oci.digest import Digest
 from registry.config import Settings
 from registry.http.app import create_app
 from registry.http.state import state_of
+from registry.lifecycle.gc import collect
 from registry.lifecycle.pulls import PullRecorder
 from registry.meta import MetadataStore
 from registry.meta.events import ManifestPulled, TagOverridden
@@ -29,7 +32,9 @@ from registry.service.registry import Registry
 from registry.service.writes import Writes
 from storage.filesystem import FsBlobStore
 from tests.auth.conftest import AuthServed, authed, extra_settings
-from tests.http._oci import error_code, push_image
+from tests.http._oci import Blob, error_code, push_blob, push_image, push_manifest, random_blob
+from tests.http._oci import image as oci_image
+from tests.http._oci import index as oci_index
 from tests.http._serve import free_port, serving
 from tests.lifecycle._world import World
 from tests.meta.conftest import UrlFactory, make_url
@@ -313,3 +318,79 @@ def test_serve_with_a_config_file_enforces_it_for_a_real_client(tmp_path: Path) 
             time.sleep(0.1)
         assert pulled == wanted
         client.session.close()
+
+
+# -- the content under an immutable tag --------------------------------------------
+
+
+def _denied_content(response: httpx.Response, tag: str, digest: object) -> None:
+    assert response.status_code == 403, response.text
+    assert error_code(response) == "DENIED"
+    detail = response.json()["errors"][0]["detail"]
+    assert detail == {"reason": "immutable", "tag": tag, "digest": str(digest)}
+
+
+async def _gc_later(world: World) -> None:
+    """A GC run as if two hours had passed: everything unreferenced is past its grace."""
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)
+    await collect(world.registry, grace=dt.timedelta(hours=1), now=later)
+
+
+async def _pull_all(client: httpx.AsyncClient, repo: str, reference: str) -> None:
+    """The manifest and every blob it names (children too) download and verify."""
+    accept = f"{mediatype.OCI_MANIFEST},{mediatype.OCI_INDEX}"
+    response = await client.get(f"/v2/{repo}/manifests/{reference}", headers={"Accept": accept})
+    assert response.status_code == 200, response.text
+    document = response.json()
+    for child in document.get("manifests", []):
+        await _pull_all(client, repo, child["digest"])
+    for desc in [document.get("config"), *document.get("layers", [])]:
+        if desc is not None:
+            got = await client.get(f"/v2/{repo}/blobs/{desc['digest']}")
+            assert got.status_code == 200, got.text
+            assert str(Digest.compute(got.content)) == desc["digest"]
+
+
+async def test_a_blob_under_an_immutable_tag_cannot_be_deleted(served: Served) -> None:
+    client = served.client
+    config, layer, loose = Blob(b'{"os":"linux"}'), random_blob(), random_blob()
+    for blob in (config, layer, loose):
+        await push_blob(client, REPO, blob)
+    await push_manifest(client, REPO, "v1", oci_image(config, [layer]))
+    for blob in (layer, config):
+        _denied_content(await client.delete(f"/v2/{REPO}/blobs/{blob.digest}"), "v1", blob.digest)
+    # A blob nothing immutable names goes as before.
+    assert (await client.delete(f"/v2/{REPO}/blobs/{loose.digest}")).status_code == 202
+    await _gc_later(served.world)
+    await _pull_all(client, REPO, "v1")
+
+
+async def test_the_children_of_an_immutable_index_and_their_blobs_stay(served: Served) -> None:
+    client = served.client
+    config, layer = Blob(b'{"os":"linux"}'), random_blob()
+    for blob in (config, layer):
+        await push_blob(client, REPO, blob)
+    child = await push_manifest(client, REPO, None, oci_image(config, [layer]))
+    await push_manifest(client, REPO, "v2", oci_index([child]))
+    _denied_content(await client.delete(f"/v2/{REPO}/blobs/{layer.digest}"), "v2", layer.digest)
+    response = await client.delete(f"/v2/{REPO}/manifests/{child.digest}")
+    _denied_content(response, "v2", child.digest)
+    # An override names a tag's change; it does not lift the content's protection.
+    response = await client.delete(
+        f"/v2/{REPO}/manifests/{child.digest}", headers={OVERRIDE: "cleanup"}
+    )
+    _denied_content(response, "v2", child.digest)
+    await _gc_later(served.world)
+    await _pull_all(client, REPO, "v2")
+
+
+async def test_once_the_tag_is_gone_its_blobs_may_be_deleted(served: Served) -> None:
+    client = served.client
+    config, layer = Blob(b'{"os":"linux"}'), random_blob()
+    for blob in (config, layer):
+        await push_blob(client, REPO, blob)
+    await push_manifest(client, REPO, "v1", oci_image(config, [layer]))
+    _denied_content(await client.delete(f"/v2/{REPO}/blobs/{layer.digest}"), "v1", layer.digest)
+    deleted = await client.delete(f"/v2/{REPO}/manifests/v1", headers={OVERRIDE: "withdrawn"})
+    assert deleted.status_code == 202, deleted.text
+    assert (await client.delete(f"/v2/{REPO}/blobs/{layer.digest}")).status_code == 202
