@@ -27,9 +27,9 @@ async def test_holds_need_a_registry_admin_or_a_scoped_repository_admin(
     authed: AuthServed,
 ) -> None:
     await authed.authority.store.add_user(
-        "carol", password("carol"), tenant="acme", roles=["admin"], actor="test"
+        "erin", password("erin"), tenant="acme", roles=["admin"], actor="test"
     )
-    alice, carol, root = authed.as_user("alice"), authed.as_user("carol"), authed.as_user("root")
+    alice, erin, root = authed.as_user("alice"), authed.as_user("erin"), authed.as_user("root")
     await push_image(alice, "acme/app", "v1")
     await push_image(authed.as_user("bob"), "globex/app", "v1")
     body = {"repository": "acme/app", "reference": "v1", "reason": "case"}
@@ -37,22 +37,22 @@ async def test_holds_need_a_registry_admin_or_a_scoped_repository_admin(
 
     anonymous = await authed.client().post("/api/v1/holds", json=body, params=scoped)
     assert anonymous.status_code == 401
-    for who, params in ((alice, scoped), (carol, {})):
+    for who, params in ((alice, scoped), (erin, {})):
         refused = await who.post("/api/v1/holds", json=body, params=params)
         assert (refused.status_code, error_code(refused)) == (403, "DENIED")
-    foreign = await carol.post(
+    foreign = await erin.post(
         "/api/v1/holds",
         json={**body, "repository": "globex/app"},
         params={"repository": "globex/app"},
     )
     assert foreign.status_code == 403
 
-    placed = await carol.post("/api/v1/holds", json=body, params=scoped)
+    placed = await erin.post("/api/v1/holds", json=body, params=scoped)
     assert placed.status_code == 201, placed.text
     hold = placed.json()
-    assert hold["placed_by"] == "carol"
-    assert (await carol.get("/api/v1/holds", params=scoped)).json()["holds"] == [hold]
-    assert (await carol.get("/api/v1/holds")).status_code == 403
+    assert hold["placed_by"] == "erin"
+    assert (await erin.get("/api/v1/holds", params=scoped)).json()["holds"] == [hold]
+    assert (await erin.get("/api/v1/holds")).status_code == 403
     assert (await alice.get("/api/v1/holds", params=scoped)).status_code == 403
     assert (await root.get("/api/v1/holds")).json()["holds"] == [hold]
 
@@ -63,34 +63,34 @@ async def test_holds_need_a_registry_admin_or_a_scoped_repository_admin(
 
     url = f"/api/v1/holds/{hold['id']}"
     assert (await alice.delete(url, params={**scoped, "reason": "x"})).status_code == 403
-    assert (await carol.delete(url, params={"reason": "x"})).status_code == 403
-    released = await carol.delete(url, params={**scoped, "reason": "closed"})
+    assert (await erin.delete(url, params={"reason": "x"})).status_code == 403
+    released = await erin.delete(url, params={**scoped, "reason": "closed"})
     assert released.status_code == 200
-    assert released.json()["released"] == {"reason": "closed", "by": "carol"}
+    assert released.json()["released"] == {"reason": "closed", "by": "erin"}
     assert (await alice.delete("/v2/acme/app/manifests/v1")).status_code == 202
 
     root_hold = await root.post("/api/v1/holds", json={"repository": "globex/app", "reason": "r"})
     assert root_hold.status_code == 201
     events = await authed.registry.meta.events(0, 1000, types=["hold.placed", "hold.released"])
     assert [(e.type, e.actor) for e in events] == [
-        ("hold.placed", "carol"),
-        ("hold.released", "carol"),
+        ("hold.placed", "erin"),
+        ("hold.released", "erin"),
         ("hold.placed", "root"),
     ]
 
 
 async def test_retention_extension_needs_admin_on_the_repository(authed: AuthServed) -> None:
     await authed.authority.store.add_user(
-        "carol", password("carol"), tenant="acme", roles=["admin"], actor="test"
+        "erin", password("erin"), tenant="acme", roles=["admin"], actor="test"
     )
-    alice, carol = authed.as_user("alice"), authed.as_user("carol")
+    alice, erin = authed.as_user("alice"), authed.as_user("erin")
     await push_image(alice, "acme/app", "v1")
     url = "/api/v1/artifacts/acme/app/versions/v1/retention"
     body = {"until": "2099-01-01T00:00:00Z"}
     refused = await alice.post(url, json=body)
     assert (refused.status_code, error_code(refused)) == (403, "DENIED")
     assert refused.json()["errors"][0]["detail"] == {"name": "acme/app", "action": "admin"}
-    extended = await carol.post(url, json=body)
+    extended = await erin.post(url, json=body)
     assert extended.status_code == 200, extended.text
     assert extended.json()["until"] == "2099-01-01T00:00:00Z"
 
