@@ -69,12 +69,26 @@ MODULES = [
         "registry/http/ranges.py",
         ("tests/http/test_blobs.py", "tests/http/test_bad_input.py"),
     ),
-    Module("auth-scope", "registry/auth/scope.py", ("tests/auth/test_denials.py",), meta=True),
-    Module("auth-policy", "registry/auth/policy.py", ("tests/auth/test_denials.py",), meta=True),
+    Module(
+        "auth-scope",
+        "registry/auth/scope.py",
+        ("tests/auth/test_scope.py", "tests/auth/test_denials.py"),
+        meta=True,
+    ),
+    Module(
+        "auth-policy",
+        "registry/auth/policy.py",
+        ("tests/auth/test_policy.py", "tests/auth/test_denials.py"),
+        meta=True,
+    ),
     Module(
         "protection",
         "registry/rules/protection.py",
-        ("tests/lifecycle/test_immutable.py", "tests/lifecycle/test_holds.py"),
+        (
+            "tests/lifecycle/test_immutable.py",
+            "tests/lifecycle/test_holds.py",
+            "tests/lifecycle/test_holds_lifecycle.py",
+        ),
         meta=True,
     ),
     Module("holds", "registry/lifecycle/holds.py", ("tests/lifecycle/test_holds.py",), meta=True),
@@ -84,7 +98,10 @@ MODULES = [
         ("tests/storage/test_filesystem.py", "tests/storage/test_crash.py"),
     ),
     Module(
-        "gc-sweep", "registry/lifecycle/_gc_sweep.py", ("tests/lifecycle/test_gc.py",), meta=True
+        "gc-sweep",
+        "registry/lifecycle/_gc_sweep.py",
+        ("tests/lifecycle/test_gc.py", "tests/lifecycle/test_gc_races.py"),
+        meta=True,
     ),
 ]
 BY_NAME = {m.name: m for m in MODULES}
