@@ -25,6 +25,8 @@ from oci.digest import Digest
 from oci.errors import Denied, ManifestTooLarge
 from registry.auth import Authority, Principal
 from registry.http.state import state_of
+from registry.meta import UploadRecord
+from registry.service import blobs
 from registry.service.registry import Registry
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "record_pull",
     "registry_of",
     "session_owner",
+    "upload_of",
     "url_for",
 ]
 
@@ -83,6 +86,14 @@ def actor(request: Request) -> str:
     """Who the event log records: the authenticated principal, else "anonymous"."""
     principal = principal_of(request)
     return "anonymous" if principal is None else principal.name
+
+
+async def upload_of(request: Request, name: str) -> UploadRecord:
+    """The upload session the URL names, if the caller may use it (``session_owner``);
+    BLOB_UPLOAD_UNKNOWN otherwise, as for a session that does not exist."""
+    return await blobs.get_upload(
+        registry_of(request), name, request.path_params["upload"], opened_by=session_owner(request)
+    )
 
 
 def session_owner(request: Request) -> str | None:

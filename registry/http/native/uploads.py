@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from registry.http.native._common import PREFIX, digest_param, json_response, name_of
-from registry.http.request import actor, path_for, registry_of, session_owner
+from registry.http.request import actor, path_for, registry_of, session_owner, upload_of
 from registry.native.uploads import commit_upload, push_blob
 from registry.service import blobs
 from storage.base import BlobInfo
@@ -68,9 +68,7 @@ async def upload_status(request: Request) -> Response:
 async def append_upload(request: Request) -> Response:
     name = name_of(request)
     registry = registry_of(request)
-    upload = await blobs.get_upload(
-        registry, name, request.path_params["upload"], opened_by=session_owner(request)
-    )
+    upload = await upload_of(request, name)
     offset = await blobs.append(
         registry,
         upload,
@@ -86,9 +84,7 @@ async def finish_upload(request: Request) -> Response:
     name = name_of(request)
     registry = registry_of(request)
     sha256, blake3 = digest_param(request, "sha256"), digest_param(request, "blake3")
-    upload = await blobs.get_upload(
-        registry, name, request.path_params["upload"], opened_by=session_owner(request)
-    )
+    upload = await upload_of(request, name)
     info = await commit_upload(
         registry,
         upload,
@@ -105,9 +101,7 @@ async def finish_upload(request: Request) -> Response:
 async def cancel_upload(request: Request) -> Response:
     name = name_of(request)
     registry = registry_of(request)
-    upload = await blobs.get_upload(
-        registry, name, request.path_params["upload"], opened_by=session_owner(request)
-    )
+    upload = await upload_of(request, name)
     await blobs.cancel_upload(registry, upload, actor=actor(request))
     return Response(None, 204)
 

@@ -16,7 +16,7 @@ from oci.digest import Digest
 from oci.errors import DigestInvalid, RangeNotSatisfiable
 from oci.reference import validate_repository
 from registry.http.errors import error_response
-from registry.http.request import actor, registry_of, session_owner
+from registry.http.request import actor, registry_of, session_owner, upload_of
 from registry.http.v2._common import absolute, digest_param, headers, name_of
 from registry.service import blobs
 from registry.service.upload import range_header
@@ -88,9 +88,7 @@ async def upload_status(request: Request) -> Response:
 async def patch_upload(request: Request) -> Response:
     name = name_of(request)
     registry = registry_of(request)
-    upload = await blobs.get_upload(
-        registry, name, request.path_params["upload"], opened_by=session_owner(request)
-    )
+    upload = await upload_of(request, name)
     try:
         offset = await blobs.append(
             registry,
@@ -112,9 +110,7 @@ async def patch_upload(request: Request) -> Response:
 async def put_upload(request: Request) -> Response:
     name = name_of(request)
     registry = registry_of(request)
-    upload = await blobs.get_upload(
-        registry, name, request.path_params["upload"], opened_by=session_owner(request)
-    )
+    upload = await upload_of(request, name)
     digest = digest_param(request)
     if digest is None:
         raise DigestInvalid("the digest query parameter is required to complete an upload")
@@ -133,8 +129,6 @@ async def put_upload(request: Request) -> Response:
 async def cancel_upload(request: Request) -> Response:
     name = name_of(request)
     registry = registry_of(request)
-    upload = await blobs.get_upload(
-        registry, name, request.path_params["upload"], opened_by=session_owner(request)
-    )
+    upload = await upload_of(request, name)
     await blobs.cancel_upload(registry, upload, actor=actor(request))
     return Response(b"", 204, headers=headers())
